@@ -1,0 +1,44 @@
+"""Alembic operations that ship pgevents capture triggers as migrations.
+
+``import alembic_ops`` registers ``op.install_pgevents``,
+``op.uninstall_pgevents``, ``op.create_pgevent_trigger`` and
+``op.drop_pgevent_trigger``. This package never imports Flask.
+"""
+
+from __future__ import annotations
+
+from .artifacts import CURRENT_VERSION, TRIGGER_NAMES, VERSIONS
+from .errors import (
+    InvalidIdentifierError,
+    InvalidTriggerSpecError,
+    PGEventsError,
+    UnknownArtifactVersionError,
+)
+from .identifiers import broadcast_channel, wakeup_channel
+from .ops import (
+    CreatePGEventTriggerOp,
+    DropPGEventTriggerOp,
+    InstallPGEventsOp,
+    UninstallPGEventsOp,
+)
+from .spec import DELIVERIES, EVENTS, TriggerSpec, normalize_events
+
+__all__ = [
+    "CURRENT_VERSION",
+    "DELIVERIES",
+    "EVENTS",
+    "TRIGGER_NAMES",
+    "VERSIONS",
+    "CreatePGEventTriggerOp",
+    "DropPGEventTriggerOp",
+    "InstallPGEventsOp",
+    "InvalidIdentifierError",
+    "InvalidTriggerSpecError",
+    "PGEventsError",
+    "TriggerSpec",
+    "UninstallPGEventsOp",
+    "UnknownArtifactVersionError",
+    "broadcast_channel",
+    "normalize_events",
+    "wakeup_channel",
+]

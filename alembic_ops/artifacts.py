@@ -1,0 +1,123 @@
+"""The versioned SQL artifacts, rendered from the templates in ``sql/v<N>/``.
+
+Every released version's templates stay in the package unchanged, so a
+migration rendered with version N replays byte-identically after the library
+is upgraded. Tokens in templates look like ``@name@`` and are filled only with
+quoted identifiers or quoted literals from ``identifiers.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+from .errors import UnknownArtifactVersionError
+from .identifiers import (
+    broadcast_channel,
+    check_event_schema,
+    qualified_table,
+    quote_identifier,
+    quote_literal,
+    wakeup_channel,
+)
+from .spec import TriggerSpec
+
+#: Artifact versions this library ships, oldest first.
+VERSIONS: tuple[int, ...] = (1,)
+CURRENT_VERSION: int = VERSIONS[-1]
+
+#: The names of the per-table triggers, one per event.
+TRIGGER_NAMES: dict[str, str] = {
+    "insert": "pgevents_insert",
+    "update": "pgevents_update",
+    "delete": "pgevents_delete",
+}
+_TRANSITIONS = {
+    "insert": "NEW TABLE AS pgevents_new",
+    "update": "OLD TABLE AS pgevents_old NEW TABLE AS pgevents_new",
+    "delete": "OLD TABLE AS pgevents_old",
+}
+_TOKEN = re.compile(r"@([a-z_]+)@")
+
+
+def check_version(version: object) -> int:
+    """Return ``version`` if this library ships it, else raise."""
+    if isinstance(version, bool) or not isinstance(version, int) or version not in VERSIONS:
+        raise UnknownArtifactVersionError(
+            f"pgevents artifact version {version!r} is not shipped by this library "
+            f"(known: {', '.join(map(str, VERSIONS))}); upgrade pgevents-migrate"
+        )
+    return version
+
+
+@cache
+def _template(version: int, name: str) -> str:
+    path = resources.files(__package__).joinpath("sql", f"v{check_version(version)}", f"{name}.sql")
+    return path.read_text(encoding="utf-8")
+
+
+def _render(version: int, name: str, **tokens: str) -> str:
+    def fill(match: re.Match[str]) -> str:
+        return tokens[match.group(1)]
+
+    # Alembic adds the statement terminator itself.
+    return _TOKEN.sub(fill, _template(version, name)).strip().removesuffix(";")
+
+
+def install_sql(pgevents_schema: str, version: int = CURRENT_VERSION) -> str:
+    """Create the event schema's tables and the capture function."""
+    return _render(
+        version,
+        "install",
+        schema=quote_identifier(check_event_schema(pgevents_schema)),
+        schema_name=quote_literal(pgevents_schema),
+        wakeup_channel=quote_literal(wakeup_channel(pgevents_schema)),
+        broadcast_channel=quote_literal(broadcast_channel(pgevents_schema)),
+    )
+
+
+def uninstall_sql(pgevents_schema: str, version: int = CURRENT_VERSION) -> str:
+    """Drop what ``install_sql`` created; the schema only if left empty."""
+    return _render(
+        version,
+        "uninstall",
+        schema=quote_identifier(check_event_schema(pgevents_schema)),
+        schema_name=quote_literal(pgevents_schema),
+    )
+
+
+def trigger_arguments(spec: TriggerSpec, event: str) -> list[str]:
+    """The capture function's arguments for one trigger: delivery, images, filter columns."""
+    arguments = [spec.delivery, "images" if spec.images else "keys"]
+    if event == "update" and spec.columns:
+        arguments.extend(spec.columns)
+    return arguments
+
+
+def create_trigger_sql(spec: TriggerSpec, version: int = CURRENT_VERSION) -> list[str]:
+    """Statements that install ``spec``'s triggers, one per event."""
+    table = qualified_table(spec.table, spec.schema)
+    statements = [_render(version, "check_primary_key", table_literal=quote_literal(table))]
+    for event in spec.events:
+        statements.append(
+            _render(
+                version,
+                "create_trigger",
+                trigger=TRIGGER_NAMES[event],
+                event=event.upper(),
+                table=table,
+                transition=_TRANSITIONS[event],
+                schema=quote_identifier(spec.pgevents_schema),
+                arguments=", ".join(quote_literal(a) for a in trigger_arguments(spec, event)),
+            )
+        )
+    return statements
+
+
+def drop_trigger_sql(spec: TriggerSpec, version: int = CURRENT_VERSION) -> list[str]:
+    """Statements that remove ``spec``'s triggers."""
+    table = qualified_table(spec.table, spec.schema)
+    return [
+        _render(version, "drop_trigger", trigger=TRIGGER_NAMES[event], table=table) for event in spec.events
+    ]

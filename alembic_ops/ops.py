@@ -1,0 +1,221 @@
+"""Alembic operations for pgevents: the shared artifact and per-table triggers.
+
+Importing this module (``import alembic_ops`` does) registers::
+
+    op.install_pgevents(schema="pgevents", version=1)
+    op.uninstall_pgevents(schema="pgevents", version=1)
+    op.create_pgevent_trigger("user", schema=None, events=("insert",), ...)
+    op.drop_pgevent_trigger("user", schema=None, events=("insert",), ...)
+
+Each op keeps the artifact version it was rendered with, so the SQL it runs
+never changes after the migration is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from alembic.autogenerate import renderers
+from alembic.autogenerate.api import AutogenContext
+from alembic.operations import MigrateOperation, Operations
+
+from . import artifacts
+from .artifacts import CURRENT_VERSION, check_version
+from .identifiers import check_event_schema
+from .spec import DEFAULT_EVENT_SCHEMA, EVENTS, TriggerSpec, normalize_columns
+from .statements import execute_all
+
+
+class _ArtifactOp(MigrateOperation):
+    """Base of the ops that install or remove the shared artifact."""
+
+    def __init__(self, schema: str = DEFAULT_EVENT_SCHEMA, version: int = CURRENT_VERSION) -> None:
+        self.schema = check_event_schema(schema)
+        self.version = check_version(version)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@Operations.register_operation("install_pgevents")
+class InstallPGEventsOp(_ArtifactOp):
+    """Create the event schema's log tables and the capture function."""
+
+    @classmethod
+    def install_pgevents(
+        cls, operations: Operations, schema: str = DEFAULT_EVENT_SCHEMA, version: int = CURRENT_VERSION
+    ) -> None:
+        """Install the pgevents artifact (event log and capture function)."""
+        operations.invoke(cls(schema, version))
+
+    def reverse(self) -> UninstallPGEventsOp:
+        return UninstallPGEventsOp(self.schema, self.version)
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("install_pgevents", self.schema, self.version)
+
+
+@Operations.register_operation("uninstall_pgevents")
+class UninstallPGEventsOp(_ArtifactOp):
+    """Drop the capture function and log tables (all triggers must be gone)."""
+
+    @classmethod
+    def uninstall_pgevents(
+        cls, operations: Operations, schema: str = DEFAULT_EVENT_SCHEMA, version: int = CURRENT_VERSION
+    ) -> None:
+        """Remove the pgevents artifact; fails while triggers still use it."""
+        operations.invoke(cls(schema, version))
+
+    def reverse(self) -> InstallPGEventsOp:
+        return InstallPGEventsOp(self.schema, self.version)
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("uninstall_pgevents", self.schema, self.version)
+
+
+class _TriggerOp(MigrateOperation):
+    """Base of the ops that create or drop one table's pgevents triggers."""
+
+    def __init__(
+        self,
+        table_name: str,
+        schema: str | None = None,
+        events: str | Iterable[str] = EVENTS,
+        columns: Iterable[str] | None = None,
+        delivery: str = "queue",
+        images: bool = False,
+        pgevents_schema: str = DEFAULT_EVENT_SCHEMA,
+        version: int = CURRENT_VERSION,
+    ) -> None:
+        self.spec = TriggerSpec(
+            table=table_name,
+            schema=schema,
+            events=tuple([events] if isinstance(events, str) else events),
+            columns=normalize_columns(columns),
+            delivery=delivery,
+            images=images,
+            pgevents_schema=pgevents_schema,
+        )
+        self.version = check_version(version)
+
+    @classmethod
+    def from_spec(cls, spec: TriggerSpec, version: int = CURRENT_VERSION) -> Any:
+        """Build the op for an already validated spec."""
+        return cls(
+            spec.table,
+            schema=spec.schema,
+            events=spec.events,
+            columns=spec.columns,
+            delivery=spec.delivery,
+            images=spec.images,
+            pgevents_schema=spec.pgevents_schema,
+            version=version,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@Operations.register_operation("create_pgevent_trigger")
+class CreatePGEventTriggerOp(_TriggerOp):
+    """Install a table's pgevents triggers (one per captured event)."""
+
+    @classmethod
+    def create_pgevent_trigger(cls, operations: Operations, table_name: str, **kw: Any) -> None:
+        """Capture ``events`` on ``table_name``; see ``TriggerSpec`` for options."""
+        operations.invoke(cls(table_name, **kw))
+
+    def reverse(self) -> DropPGEventTriggerOp:
+        return DropPGEventTriggerOp.from_spec(self.spec, self.version)  # type: ignore[no-any-return]
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("add_pgevent_trigger", self.spec)
+
+
+@Operations.register_operation("drop_pgevent_trigger")
+class DropPGEventTriggerOp(_TriggerOp):
+    """Remove a table's pgevents triggers."""
+
+    @classmethod
+    def drop_pgevent_trigger(cls, operations: Operations, table_name: str, **kw: Any) -> None:
+        """Stop capturing ``events`` on ``table_name``."""
+        operations.invoke(cls(table_name, **kw))
+
+    def reverse(self) -> CreatePGEventTriggerOp:
+        return CreatePGEventTriggerOp.from_spec(self.spec, self.version)  # type: ignore[no-any-return]
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("remove_pgevent_trigger", self.spec)
+
+
+@Operations.implementation_for(InstallPGEventsOp)
+def _install(operations: Operations, op: InstallPGEventsOp) -> None:
+    execute_all(operations, [artifacts.install_sql(op.schema, op.version)])
+
+
+@Operations.implementation_for(UninstallPGEventsOp)
+def _uninstall(operations: Operations, op: UninstallPGEventsOp) -> None:
+    execute_all(operations, [artifacts.uninstall_sql(op.schema, op.version)])
+
+
+@Operations.implementation_for(CreatePGEventTriggerOp)
+def _create_trigger(operations: Operations, op: CreatePGEventTriggerOp) -> None:
+    execute_all(operations, artifacts.create_trigger_sql(op.spec, op.version))
+
+
+@Operations.implementation_for(DropPGEventTriggerOp)
+def _drop_trigger(operations: Operations, op: DropPGEventTriggerOp) -> None:
+    execute_all(operations, artifacts.drop_trigger_sql(op.spec, op.version))
+
+
+def _add_import(autogen_context: AutogenContext) -> None:
+    autogen_context.imports.add("import alembic_ops  # noqa: F401")
+
+
+def _render_artifact(name: str, autogen_context: AutogenContext, op: _ArtifactOp) -> str:
+    _add_import(autogen_context)
+    return f"op.{name}(schema={op.schema!r}, version={op.version!r})"
+
+
+def _render_trigger(name: str, autogen_context: AutogenContext, op: _TriggerOp) -> str:
+    _add_import(autogen_context)
+    spec = op.spec
+    args = [repr(spec.table)]
+    if spec.schema is not None:
+        args.append(f"schema={spec.schema!r}")
+    args.append(f"events={spec.events!r}")
+    if spec.columns is not None:
+        args.append(f"columns={spec.columns!r}")
+    if spec.delivery != "queue":
+        args.append(f"delivery={spec.delivery!r}")
+    if spec.images:
+        args.append("images=True")
+    if spec.pgevents_schema != DEFAULT_EVENT_SCHEMA:
+        args.append(f"pgevents_schema={spec.pgevents_schema!r}")
+    args.append(f"version={op.version!r}")
+    return f"op.{name}({', '.join(args)})"
+
+
+@renderers.dispatch_for(InstallPGEventsOp)
+def _render_install(autogen_context: AutogenContext, op: InstallPGEventsOp) -> str:
+    return _render_artifact("install_pgevents", autogen_context, op)
+
+
+@renderers.dispatch_for(UninstallPGEventsOp)
+def _render_uninstall(autogen_context: AutogenContext, op: UninstallPGEventsOp) -> str:
+    return _render_artifact("uninstall_pgevents", autogen_context, op)
+
+
+@renderers.dispatch_for(CreatePGEventTriggerOp)
+def _render_create_trigger(autogen_context: AutogenContext, op: CreatePGEventTriggerOp) -> str:
+    return _render_trigger("create_pgevent_trigger", autogen_context, op)
+
+
+@renderers.dispatch_for(DropPGEventTriggerOp)
+def _render_drop_trigger(autogen_context: AutogenContext, op: DropPGEventTriggerOp) -> str:
+    return _render_trigger("drop_pgevent_trigger", autogen_context, op)

@@ -1,0 +1,89 @@
+"""``TriggerSpec``: what one table's pgevents triggers capture, normalised."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .errors import InvalidTriggerSpecError
+from .identifiers import check_event_schema, check_identifier
+
+#: The row operations a trigger can capture, in the order they are emitted.
+EVENTS: tuple[str, ...] = ("insert", "update", "delete")
+#: ``queue``: persisted in the event log; ``broadcast``: NOTIFY only.
+DELIVERIES: tuple[str, ...] = ("queue", "broadcast")
+DEFAULT_EVENT_SCHEMA = "pgevents"
+
+
+def normalize_event(name: object) -> str:
+    """Map ``"insert"``, ``"after_insert"``, ``"INSERT"``... to ``"insert"``."""
+    if isinstance(name, str):
+        event = name.strip().lower()
+        event = event.removeprefix("after_")
+        if event in EVENTS:
+            return event
+    raise InvalidTriggerSpecError(
+        f"unknown event {name!r}: expected one of {', '.join(EVENTS)} (optionally prefixed with 'after_')"
+    )
+
+
+def normalize_events(names: str | Iterable[str]) -> tuple[str, ...]:
+    """Normalise one event name or several into canonical order."""
+    if isinstance(names, str):
+        names = [names]
+    found = {normalize_event(name) for name in names}
+    if not found:
+        raise InvalidTriggerSpecError("no events given: expected at least one of insert, update, delete")
+    return tuple(event for event in EVENTS if event in found)
+
+
+def normalize_columns(columns: Iterable[str] | None) -> tuple[str, ...] | None:
+    """Validate an update filter's column names; sorted, without repeats."""
+    if columns is None:
+        return None
+    if isinstance(columns, str):
+        raise InvalidTriggerSpecError(f"columns must be a list of column names, not the string {columns!r}")
+    normalized = tuple(sorted({check_identifier(c, "column name") for c in columns}))
+    if not normalized:
+        raise InvalidTriggerSpecError("columns must name at least one column, or be None")
+    return normalized
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    """The pgevents triggers of one table.
+
+    ``columns`` restricts update events to updates that change one of those
+    columns; ``images`` records the old and new rows as JSON.
+    """
+
+    table: str
+    schema: str | None = None
+    events: tuple[str, ...] = EVENTS
+    columns: tuple[str, ...] | None = None
+    delivery: str = "queue"
+    images: bool = False
+    pgevents_schema: str = DEFAULT_EVENT_SCHEMA
+
+    def __post_init__(self) -> None:
+        check_identifier(self.table, "table name")
+        if self.schema is not None:
+            check_identifier(self.schema, "schema name")
+        check_event_schema(self.pgevents_schema)
+        object.__setattr__(self, "events", normalize_events(self.events))
+        if self.delivery not in DELIVERIES:
+            raise InvalidTriggerSpecError(
+                f"unknown delivery {self.delivery!r}: expected one of {', '.join(DELIVERIES)}"
+            )
+        columns = normalize_columns(self.columns)
+        if columns is not None and "update" not in self.events:
+            raise InvalidTriggerSpecError(
+                f"columns {list(columns)} filter update events, but {self.target} does not capture updates"
+            )
+        object.__setattr__(self, "columns", columns)
+        object.__setattr__(self, "images", bool(self.images))
+
+    @property
+    def target(self) -> str:
+        """``schema.table`` (or ``table``) for messages."""
+        return self.table if self.schema is None else f"{self.schema}.{self.table}"

@@ -1,0 +1,80 @@
+"""Small psycopg2 helpers for tests: run SQL, read the event log, wait on a condition."""
+
+from __future__ import annotations
+
+import select
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.sql
+
+T = TypeVar("T")
+
+
+def execute(dsn: str, *statements: str, params: Sequence[Any] | None = None) -> None:
+    """Run ``statements`` in one committed transaction."""
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        for sql in statements:
+            cur.execute(sql, params)
+    conn.close()
+
+
+def fetch(dsn: str, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+    conn.close()
+    return rows
+
+
+def events(dsn: str, schema: str = "pgevents") -> list[dict[str, Any]]:
+    """Every row of the event log, oldest first, as dicts."""
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            psycopg2.sql.SQL(
+                "SELECT id, op, schema_name, table_name, pk, old, new, changed, txid::text"
+                " FROM {}.event ORDER BY id"
+            ).format(psycopg2.sql.Identifier(schema))
+        )
+        names = [d.name for d in cur.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    conn.close()
+    return rows
+
+
+class Listener:
+    """A LISTENing connection that collects notifications."""
+
+    def __init__(self, dsn: str, channel: str) -> None:
+        self.conn = psycopg2.connect(dsn)
+        self.conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+        with self.conn.cursor() as cur:
+            cur.execute(psycopg2.sql.SQL("LISTEN {}").format(psycopg2.sql.Identifier(channel)))
+        self.received: list[psycopg2.extensions.Notify] = []
+
+    def poll(self, timeout: float = 0.0) -> list[psycopg2.extensions.Notify]:
+        """Collect what has arrived, waiting up to ``timeout`` for anything new."""
+        if not self.conn.notifies:
+            select.select([self.conn], [], [], timeout)
+        self.conn.poll()
+        self.received.extend(self.conn.notifies)
+        self.conn.notifies.clear()
+        return self.received
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
+    """Return ``condition()`` once it is truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
+        time.sleep(interval)

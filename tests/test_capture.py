@@ -1,0 +1,304 @@
+"""What the capture trigger records, against a real server."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg2
+import pytest
+from alembic.operations import Operations
+
+from tests.pg import Listener, events, execute, fetch, wait_for
+
+RunOps = Callable[[Callable[[Operations], None]], None]
+
+
+@pytest.fixture
+def capture(run_ops: RunOps, dsn: str) -> Callable[..., None]:
+    """Install the artifact, create a table from ``ddl``, and put triggers on it."""
+    run_ops(lambda op: op.install_pgevents())
+
+    def make(ddl: str, table: str, **options: Any) -> None:
+        execute(dsn, ddl)
+        run_ops(lambda op: op.create_pgevent_trigger(table, **options))
+
+    return make
+
+
+def test_insert_update_delete_with_integer_key(capture: Callable[..., None], dsn: str) -> None:
+    capture("CREATE TABLE users (id serial PRIMARY KEY, email text, name text)", "users")
+    execute(dsn, "INSERT INTO users (email, name) VALUES ('a@x', 'A'), ('b@x', 'B')")
+    execute(dsn, "UPDATE users SET name = 'AA' WHERE id = 1")
+    execute(dsn, "DELETE FROM users WHERE id = 2")
+    got = [(e["op"], e["schema_name"], e["table_name"], e["pk"], e["changed"]) for e in events(dsn)]
+    assert got == [
+        ("insert", "public", "users", {"id": 1}, None),
+        ("insert", "public", "users", {"id": 2}, None),
+        ("update", "public", "users", {"id": 1}, ["name"]),
+        ("delete", "public", "users", {"id": 2}, None),
+    ]
+    # Without images only keys are stored.
+    assert all(e["old"] is None and e["new"] is None for e in events(dsn))
+
+
+def test_event_records_transaction_and_time(capture: Callable[..., None], dsn: str) -> None:
+    capture("CREATE TABLE t (id int PRIMARY KEY)", "t")
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO t VALUES (1), (2)")
+        cur.execute("SELECT pg_current_xact_id()::text")
+        (txid,) = cur.fetchone()  # type: ignore[misc]
+    conn.close()
+    execute(dsn, "INSERT INTO t VALUES (3)")
+    rows = fetch(dsn, "SELECT txid::text, created_at IS NOT NULL, attempts FROM pgevents.event ORDER BY id")
+    assert rows[0] == rows[1] == (txid, True, 0)
+    assert rows[2][0] != txid
+
+
+@pytest.mark.parametrize(
+    ("ddl", "insert", "expected_pk"),
+    [
+        (
+            "CREATE TABLE t (tenant text, n int, v text, PRIMARY KEY (tenant, n))",
+            "INSERT INTO t VALUES ('a', 2, 'x')",
+            {"tenant": "a", "n": 2},
+        ),
+        (
+            "CREATE TABLE t (id uuid PRIMARY KEY, v text)",
+            "INSERT INTO t VALUES ('6f1c1f0e-4a0c-4e53-9a53-8d3f0b1b2c3d', 'x')",
+            {"id": "6f1c1f0e-4a0c-4e53-9a53-8d3f0b1b2c3d"},
+        ),
+        (
+            "CREATE TABLE t (code text PRIMARY KEY, v text)",
+            "INSERT INTO t VALUES ('it''s', 'x')",
+            {"code": "it's"},
+        ),
+        (
+            # Key columns in a different order than the table's columns.
+            "CREATE TABLE t (a int, b int, v text, PRIMARY KEY (b, a))",
+            "INSERT INTO t VALUES (1, 2, 'x')",
+            {"b": 2, "a": 1},
+        ),
+    ],
+    ids=["composite", "uuid", "text", "reordered"],
+)
+def test_primary_key_shapes(
+    capture: Callable[..., None], dsn: str, ddl: str, insert: str, expected_pk: dict[str, Any]
+) -> None:
+    capture(ddl, "t")
+    execute(dsn, insert, "UPDATE t SET v = 'y'", "DELETE FROM t")
+    assert [(e["op"], e["pk"]) for e in events(dsn)] == [
+        ("insert", expected_pk),
+        ("update", expected_pk),
+        ("delete", expected_pk),
+    ]
+
+
+def test_images_and_changed_columns(capture: Callable[..., None], dsn: str) -> None:
+    capture("CREATE TABLE t (id int PRIMARY KEY, a int, b text)", "t", images=True)
+    execute(dsn, "INSERT INTO t VALUES (1, 10, 'x')")
+    execute(dsn, "UPDATE t SET a = 11, b = 'x'")
+    execute(dsn, "DELETE FROM t")
+    ins, upd, dele = events(dsn)
+    assert ins["new"] == {"id": 1, "a": 10, "b": "x"} and ins["old"] is None
+    assert upd["old"] == {"id": 1, "a": 10, "b": "x"}
+    assert upd["new"] == {"id": 1, "a": 11, "b": "x"}
+    assert upd["changed"] == ["a"]
+    assert dele["old"] == {"id": 1, "a": 11, "b": "x"} and dele["new"] is None
+
+
+def test_update_that_changes_the_primary_key(capture: Callable[..., None], dsn: str) -> None:
+    capture("CREATE TABLE t (id int PRIMARY KEY, a int)", "t", events=["update"])
+    execute(dsn, "INSERT INTO t VALUES (1, 10)")
+    execute(dsn, "UPDATE t SET id = 2")
+    (event,) = events(dsn)
+    assert event["pk"] == {"id": 2}
+    assert event["changed"] == ["a", "id"]
+
+
+def test_update_column_filter(capture: Callable[..., None], dsn: str) -> None:
+    capture(
+        "CREATE TABLE t (id int PRIMARY KEY, email text, name text)",
+        "t",
+        events=["insert", "update"],
+        columns=["email"],
+    )
+    execute(dsn, "INSERT INTO t VALUES (1, 'a', 'A'), (2, 'b', 'B')")
+    execute(dsn, "UPDATE t SET name = 'Z'")  # filtered out
+    execute(dsn, "UPDATE t SET email = 'c' WHERE id = 2")
+    execute(dsn, "UPDATE t SET email = email")  # no change: filtered out
+    assert [(e["op"], e["pk"], e["changed"]) for e in events(dsn)] == [
+        ("insert", {"id": 1}, None),
+        ("insert", {"id": 2}, None),
+        ("update", {"id": 2}, ["email"]),
+    ]
+
+
+def test_update_without_filter_records_no_op_updates(capture: Callable[..., None], dsn: str) -> None:
+    capture("CREATE TABLE t (id int PRIMARY KEY, a int)", "t", events="update")
+    execute(dsn, "INSERT INTO t VALUES (1, 1)", "UPDATE t SET a = a")
+    assert [(e["op"], e["changed"]) for e in events(dsn)] == [("update", [])]
+
+
+def test_only_declared_events_are_captured(capture: Callable[..., None], dsn: str) -> None:
+    capture("CREATE TABLE t (id int PRIMARY KEY, a int)", "t", events=["delete"])
+    execute(dsn, "INSERT INTO t VALUES (1, 1)", "UPDATE t SET a = 2", "DELETE FROM t")
+    assert [e["op"] for e in events(dsn)] == ["delete"]
+
+
+def test_rolled_back_transaction_and_savepoint_leave_no_events(
+    capture: Callable[..., None], dsn: str
+) -> None:
+    capture("CREATE TABLE t (id int PRIMARY KEY)", "t")
+    conn = psycopg2.connect(dsn)
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO t VALUES (1)")
+    conn.rollback()
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO t VALUES (2)")
+        cur.execute("SAVEPOINT s")
+        cur.execute("INSERT INTO t VALUES (3)")
+        cur.execute("ROLLBACK TO SAVEPOINT s")
+    conn.commit()
+    conn.close()
+    assert [e["pk"] for e in events(dsn)] == [{"id": 2}]
+
+
+def test_suppression_switch_is_transaction_scoped(capture: Callable[..., None], dsn: str) -> None:
+    capture("CREATE TABLE t (id int PRIMARY KEY)", "t")
+    conn = psycopg2.connect(dsn)
+    with conn.cursor() as cur:
+        cur.execute("SET LOCAL pgevents.suppress = on")
+        cur.execute("INSERT INTO t SELECT generate_series(1, 100)")
+    conn.commit()
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO t VALUES (1000)")
+    conn.commit()
+    conn.close()
+    assert [e["pk"] for e in events(dsn)] == [{"id": 1000}]
+
+
+def test_one_transaction_of_5000_rows_gives_5000_events(capture: Callable[..., None], dsn: str) -> None:
+    capture("CREATE TABLE t (id int PRIMARY KEY)", "t")
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        for start in range(0, 5000, 500):
+            cur.execute("INSERT INTO t SELECT generate_series(%s, %s)", (start + 1, start + 500))
+    conn.close()
+    assert fetch(dsn, "SELECT count(*), count(DISTINCT pk) FROM pgevents.event") == [(5000, 5000)]
+
+
+def test_bulk_insert_of_100000_rows(capture: Callable[..., None], dsn: str) -> None:
+    capture("CREATE TABLE t (id int PRIMARY KEY, v text)", "t")
+    execute(dsn, "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100000) g")
+    assert fetch(
+        dsn, "SELECT count(*), min((pk->>'id')::int), max((pk->>'id')::int) FROM pgevents.event"
+    ) == [(100000, 1, 100000)]
+
+
+def test_one_megabyte_row_with_images(capture: Callable[..., None], dsn: str) -> None:
+    capture("CREATE TABLE t (id int PRIMARY KEY, body text)", "t", images=True)
+    execute(dsn, "INSERT INTO t VALUES (1, repeat('x', 1024 * 1024))")
+    execute(dsn, "UPDATE t SET body = repeat('y', 1024 * 1024)")
+    rows = fetch(dsn, "SELECT op, length(new->>'body') FROM pgevents.event ORDER BY id")
+    assert rows == [("insert", 1024 * 1024), ("update", 1024 * 1024)]
+
+
+def test_hostile_and_mixed_case_names(run_ops: RunOps, dsn: str) -> None:
+    schema, table, column = "Billing", 'x"; DROP TABLE users; --', "it's %s :name"
+    execute(dsn, "CREATE TABLE users (id int PRIMARY KEY)")
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        ident = psycopg2.sql.Identifier
+        cur.execute(psycopg2.sql.SQL("CREATE SCHEMA {}").format(ident(schema)))
+        cur.execute(
+            psycopg2.sql.SQL("CREATE TABLE {}.{} (id int PRIMARY KEY, {} int)").format(
+                ident(schema), ident(table), ident(column)
+            )
+        )
+    conn.close()
+    run_ops(lambda op: op.install_pgevents())
+    run_ops(lambda op: op.create_pgevent_trigger(table, schema=schema, columns=[column]))
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        target = psycopg2.sql.SQL("{}.{}").format(
+            psycopg2.sql.Identifier(schema), psycopg2.sql.Identifier(table)
+        )
+        cur.execute(psycopg2.sql.SQL("INSERT INTO {} VALUES (1, 1)").format(target))
+        cur.execute(psycopg2.sql.SQL("UPDATE {} SET {} = 2").format(target, psycopg2.sql.Identifier(column)))
+    conn.close()
+    assert [(e["op"], e["schema_name"], e["table_name"], e["changed"]) for e in events(dsn)] == [
+        ("insert", schema, table, None),
+        ("update", schema, table, [column]),
+    ]
+    assert fetch(dsn, "SELECT count(*) FROM users") == [(0,)]  # still there
+
+
+def test_table_without_primary_key_is_rejected_by_name(run_ops: RunOps, dsn: str) -> None:
+    execute(dsn, 'CREATE SCHEMA "Billing"', 'CREATE TABLE "Billing"."Log" (line text)')
+    run_ops(lambda op: op.install_pgevents())
+    with pytest.raises(Exception, match=r'pgevents: table "Billing"\."Log" has no primary key'):
+        run_ops(lambda op: op.create_pgevent_trigger("Log", schema="Billing"))
+    assert fetch(dsn, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgevents%'") == [(0,)]
+
+
+def test_capture_into_a_custom_event_schema(run_ops: RunOps, dsn: str) -> None:
+    execute(dsn, "CREATE TABLE t (id int PRIMARY KEY)")
+    run_ops(lambda op: op.install_pgevents(schema="Audit_Events"))
+    run_ops(lambda op: op.create_pgevent_trigger("t", pgevents_schema="Audit_Events"))
+    execute(dsn, "INSERT INTO t VALUES (7)")
+    assert [e["pk"] for e in events(dsn, schema="Audit_Events")] == [{"id": 7}]
+    assert fetch(dsn, "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgevents'") == [(0,)]
+
+
+def _wakeups(listener: Listener, expect_any: bool) -> int:
+    if expect_any:
+        return len(wait_for(lambda: listener.poll(0.1)))
+    # A NOTIFY is delivered at commit; give it a round trip to show up.
+    return len(listener.poll(0.3))
+
+
+def test_queue_wakes_a_listener_only_while_one_sleeps(capture: Callable[..., None], dsn: str) -> None:
+    capture("CREATE TABLE t (id int PRIMARY KEY)", "t")
+    listener = Listener(dsn, "pgevents")
+    try:
+        execute(dsn, "INSERT INTO t VALUES (1)")
+        assert _wakeups(listener, expect_any=False) == 0  # nobody sleeps: no NOTIFY
+        with listener.conn.cursor() as cur:
+            cur.execute("INSERT INTO pgevents.sleeper (backend_pid) VALUES (pg_backend_pid())")
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO t SELECT generate_series(2, 1001)")
+            cur.execute("INSERT INTO t VALUES (2000)")
+        conn.close()
+        # One wake-up for the whole transaction, whatever its size.
+        assert _wakeups(listener, expect_any=True) == 1
+        assert [n.payload for n in listener.received] == [""]
+    finally:
+        listener.close()
+
+
+def test_broadcast_chunks_keys_under_the_payload_limit(capture: Callable[..., None], dsn: str) -> None:
+    capture("CREATE TABLE t (code text PRIMARY KEY)", "t", delivery="broadcast")
+    listener = Listener(dsn, "pgevents_broadcast")
+    try:
+        keys = [f"{uuid.uuid4()}-{i}" for i in range(3000)]
+        big = "k" * 9000  # too large for any payload
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+            cur.executemany("INSERT INTO t VALUES (%s)", [(k,) for k in keys[:10]])
+            cur.execute("INSERT INTO t SELECT unnest(%s::text[])", (keys[10:],))
+            cur.execute("INSERT INTO t VALUES (%s)", (big,))
+        conn.close()
+        # Payloads are collapsed only when identical; keys differ, so count them all.
+        received = wait_for(lambda: [n for n in listener.poll(0.1) if '"overflow"' in n.payload])
+        assert received
+        payloads = [json.loads(n.payload) for n in listener.poll()]
+    finally:
+        listener.close()
+    assert max(len(n.payload.encode()) for n in listener.received) < 8000
+    assert all(p["op"] == "insert" and p["schema"] == "public" and p["table"] == "t" for p in payloads)
+    seen = [pk["code"] for p in payloads if p["pks"] for pk in p["pks"]]
+    assert sorted(seen) == sorted(keys)
+    assert [p for p in payloads if p.get("overflow")] == [
+        {"op": "insert", "schema": "public", "table": "t", "pks": None, "overflow": True}
+    ]
+    assert fetch(dsn, "SELECT count(*) FROM pgevents.event") == [(0,)]
+    assert fetch(dsn, "SELECT count(*) FROM t") == [(3001,)]

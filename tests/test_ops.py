@@ -1,0 +1,210 @@
+"""The Alembic operations: up, down, reverse, offline SQL and rendering."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import psycopg2
+import pytest
+from alembic.autogenerate.api import AutogenContext
+from alembic.autogenerate.render import render_op_text
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+
+import alembic_ops
+from alembic_ops import (
+    CreatePGEventTriggerOp,
+    DropPGEventTriggerOp,
+    InstallPGEventsOp,
+    InvalidIdentifierError,
+    InvalidTriggerSpecError,
+    UninstallPGEventsOp,
+    UnknownArtifactVersionError,
+)
+from tests.pg import events, execute, fetch
+
+RunOps = Callable[[Callable[[Operations], None]], None]
+
+STATE_SQL = """
+SELECT 'trigger', c.relname || '.' || t.tgname || ':' || t.tgtype || ':' || encode(t.tgargs, 'escape')
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal
+UNION ALL
+SELECT 'function', n.nspname || '.' || p.proname || ':' || md5(p.prosrc)
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname LIKE 'pgevents%'
+UNION ALL
+SELECT 'relation', n.nspname || '.' || c.relname
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE 'pgevents%'
+UNION ALL
+SELECT 'schema', nspname FROM pg_namespace WHERE nspname LIKE 'pgevents%'
+ORDER BY 1, 2
+"""
+
+
+def offline_sql(body: Callable[[Operations], None]) -> str:
+    """What ``upgrade --sql`` prints for ``body``'s operations."""
+    buffer = io.StringIO()
+    context = MigrationContext.configure(
+        dialect_name="postgresql", opts={"as_sql": True, "output_buffer": buffer}
+    )
+    body(Operations(context))
+    return buffer.getvalue()
+
+
+def test_install_and_uninstall_round_trip(run_ops: RunOps, dsn: str) -> None:
+    empty = fetch(dsn, STATE_SQL)
+    run_ops(lambda op: op.install_pgevents())
+    installed = fetch(dsn, STATE_SQL)
+    assert ("schema", "pgevents") in installed
+    assert {name for kind, name in installed if kind == "relation"} >= {
+        "pgevents.event",
+        "pgevents.dead_letter",
+        "pgevents.sleeper",
+    }
+    assert fetch(dsn, "SELECT obj_description('pgevents.capture()'::regprocedure)") == [
+        ("pgevents-migrate artifact 1",)
+    ]
+    run_ops(lambda op: op.uninstall_pgevents())
+    assert fetch(dsn, STATE_SQL) == empty
+    run_ops(lambda op: op.install_pgevents())
+    assert fetch(dsn, STATE_SQL) == installed
+
+
+def test_uninstall_keeps_a_schema_it_did_not_create(run_ops: RunOps, dsn: str) -> None:
+    execute(dsn, "CREATE SCHEMA pgevents", "CREATE TABLE pgevents.mine (id int)")
+    run_ops(lambda op: op.install_pgevents())
+    run_ops(lambda op: op.uninstall_pgevents())
+    assert fetch(dsn, "SELECT count(*) FROM pgevents.mine") == [(0,)]
+    execute(dsn, "DROP TABLE pgevents.mine")
+    run_ops(lambda op: op.install_pgevents())
+    run_ops(lambda op: op.uninstall_pgevents())
+    assert fetch(dsn, "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgevents'") == [(1,)]
+
+
+def test_uninstall_refuses_while_triggers_use_the_function(run_ops: RunOps, dsn: str) -> None:
+    execute(dsn, "CREATE TABLE t (id int PRIMARY KEY)")
+    run_ops(lambda op: op.install_pgevents())
+    run_ops(lambda op: op.create_pgevent_trigger("t"))
+    with pytest.raises(Exception, match="other objects depend on it"):
+        run_ops(lambda op: op.uninstall_pgevents())
+    execute(dsn, "INSERT INTO t VALUES (1)")
+    assert len(events(dsn)) == 1
+
+
+def test_trigger_up_down_up_leaves_catalogs_identical(run_ops: RunOps, dsn: str) -> None:
+    execute(dsn, 'CREATE SCHEMA "Sales"', 'CREATE TABLE "Sales"."Order" (id int PRIMARY KEY, a int)')
+    run_ops(lambda op: op.install_pgevents())
+    before = fetch(dsn, STATE_SQL)
+    options = {"schema": "Sales", "events": ("insert", "update"), "columns": ["a"], "images": True}
+    run_ops(lambda op: op.create_pgevent_trigger("Order", **options))
+    created = fetch(dsn, STATE_SQL)
+    assert [name for kind, name in created if kind == "trigger"] == [
+        "Order.pgevents_insert:4:queue\\000images\\000",
+        "Order.pgevents_update:16:queue\\000images\\000a\\000",
+    ]
+    run_ops(lambda op: op.drop_pgevent_trigger("Order", **options))
+    assert fetch(dsn, STATE_SQL) == before
+    run_ops(lambda op: op.create_pgevent_trigger("Order", **options))
+    assert fetch(dsn, STATE_SQL) == created
+
+
+def test_reverse_and_diff_tuples() -> None:
+    create = CreatePGEventTriggerOp("t", schema="s", events=["after_update", "insert"], columns=["b", "a"])
+    drop = create.reverse()
+    assert isinstance(drop, DropPGEventTriggerOp)
+    assert drop.spec == create.spec and drop.version == create.version
+    assert drop.reverse() == create
+    assert create.spec.events == ("insert", "update") and create.spec.columns == ("a", "b")
+    assert create.to_diff_tuple() == ("add_pgevent_trigger", create.spec)
+    assert drop.to_diff_tuple() == ("remove_pgevent_trigger", create.spec)
+    install = InstallPGEventsOp("ev", 1)
+    assert install.reverse() == UninstallPGEventsOp("ev", 1)
+    assert install.reverse().reverse() == install
+    assert install.to_diff_tuple() == ("install_pgevents", "ev", 1)
+
+
+def test_offline_sql_is_runnable(dsn: str) -> None:
+    schema, table, column = "Odd %s :name", "it's %(x)s", "a::b := %"
+    sql = offline_sql(
+        lambda op: (
+            op.install_pgevents(),
+            op.create_pgevent_trigger(table, schema=schema, columns=[column], images=True),
+        )
+    )
+    assert "%%" not in sql
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        ident = psycopg2.sql.Identifier
+        cur.execute(psycopg2.sql.SQL("CREATE SCHEMA {}").format(ident(schema)))
+        cur.execute(
+            psycopg2.sql.SQL("CREATE TABLE {}.{} (id int PRIMARY KEY, {} int)").format(
+                ident(schema), ident(table), ident(column)
+            )
+        )
+        cur.execute(sql)  # no parameters: the text goes to the server as printed
+        cur.execute(psycopg2.sql.SQL("INSERT INTO {}.{} VALUES (1, 2)").format(ident(schema), ident(table)))
+    conn.close()
+    (event,) = events(dsn)
+    assert (event["schema_name"], event["table_name"], event["new"]) == (schema, table, {"id": 1, column: 2})
+    down = offline_sql(lambda op: (op.drop_pgevent_trigger(table, schema=schema), op.uninstall_pgevents()))
+    execute(dsn, down)  # no parameters: run as printed
+    assert fetch(dsn, "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgevents'") == [(0,)]
+
+
+def test_migration_replays_the_version_it_was_rendered_with() -> None:
+    sql = offline_sql(lambda op: op.install_pgevents(version=1))
+    assert "'pgevents-migrate artifact 1'" in sql
+    with pytest.raises(UnknownArtifactVersionError, match="version 99 is not shipped"):
+        offline_sql(lambda op: op.install_pgevents(version=99))
+    with pytest.raises(UnknownArtifactVersionError):
+        CreatePGEventTriggerOp("t", version=0)
+
+
+def test_rendered_operations_are_literal_and_import_the_package() -> None:
+    context = AutogenContext(MigrationContext.configure(dialect_name="postgresql"))
+    create = CreatePGEventTriggerOp(
+        "Order", schema="Sales", events="update", columns=["email"], delivery="broadcast", images=True
+    )
+    assert render_op_text(context, create) == (
+        "op.create_pgevent_trigger('Order', schema='Sales', events=('update',), columns=('email',), "
+        "delivery='broadcast', images=True, version=1)"
+    )
+    assert render_op_text(context, create.reverse()).startswith("op.drop_pgevent_trigger('Order', ")
+    assert render_op_text(context, InstallPGEventsOp()) == "op.install_pgevents(schema='pgevents', version=1)"
+    assert (
+        render_op_text(context, UninstallPGEventsOp())
+        == "op.uninstall_pgevents(schema='pgevents', version=1)"
+    )
+    assert any(line.startswith("import alembic_ops") for line in context.imports)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"table_name": ""}, InvalidIdentifierError, "table name must not be empty"),
+        ({"table_name": "t" * 64}, InvalidIdentifierError, "64 bytes long; PostgreSQL would truncate"),
+        ({"table_name": "é" * 32}, InvalidIdentifierError, "64 bytes long"),
+        ({"table_name": "t", "schema": "a\x00b"}, InvalidIdentifierError, "NUL"),
+        ({"table_name": "t", "events": ["upsert"]}, InvalidTriggerSpecError, "unknown event 'upsert'"),
+        ({"table_name": "t", "events": []}, InvalidTriggerSpecError, "no events given"),
+        ({"table_name": "t", "delivery": "email"}, InvalidTriggerSpecError, "unknown delivery 'email'"),
+        ({"table_name": "t", "events": "insert", "columns": ["a"]}, InvalidTriggerSpecError, "filter update"),
+        ({"table_name": "t", "columns": "email"}, InvalidTriggerSpecError, "not the string 'email'"),
+        ({"table_name": "t", "pgevents_schema": "ev-ents"}, InvalidIdentifierError, "letters, digits"),
+        ({"table_name": "t", "pgevents_schema": "e" * 60}, InvalidIdentifierError, "too long"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(
+    kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        CreatePGEventTriggerOp(**kwargs)  # type: ignore[arg-type]
+
+
+def test_package_imports_no_flask() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, alembic_ops; print('flask' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert alembic_ops.CURRENT_VERSION == 1
