@@ -2,12 +2,16 @@
 
 ``import alembic_ops`` registers ``op.install_pgevents``,
 ``op.uninstall_pgevents``, ``op.create_pgevent_trigger`` and
-``op.drop_pgevent_trigger``. This package never imports Flask.
+``op.drop_pgevent_trigger``, and the autogenerate comparator that writes them
+into migrations from the specs ``declare()`` records in ``MetaData.info``.
+This package never imports Flask.
 """
 
 from __future__ import annotations
 
+from . import comparator as comparator
 from .artifacts import CURRENT_VERSION, TRIGGER_NAMES, VERSIONS
+from .declarations import declare, declared_specs, merge_specs
 from .errors import (
     InvalidIdentifierError,
     InvalidTriggerSpecError,
@@ -39,6 +43,9 @@ __all__ = [
     "UninstallPGEventsOp",
     "UnknownArtifactVersionError",
     "broadcast_channel",
+    "declare",
+    "declared_specs",
+    "merge_specs",
     "normalize_events",
     "wakeup_channel",
 ]

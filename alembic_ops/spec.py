@@ -14,6 +14,9 @@ EVENTS: tuple[str, ...] = ("insert", "update", "delete")
 DELIVERIES: tuple[str, ...] = ("queue", "broadcast")
 DEFAULT_EVENT_SCHEMA = "pgevents"
 
+#: ``(schema, table)``; schema ``None`` means the connection's default schema.
+TableKey = tuple[str | None, str]
+
 
 def normalize_event(name: object) -> str:
     """Map ``"insert"``, ``"after_insert"``, ``"INSERT"``... to ``"insert"``."""
@@ -82,6 +85,11 @@ class TriggerSpec:
             )
         object.__setattr__(self, "columns", columns)
         object.__setattr__(self, "images", bool(self.images))
+
+    @property
+    def key(self) -> TableKey:
+        """``(schema, table)``, the identity of the table this spec is for."""
+        return (self.schema, self.table)
 
     @property
     def target(self) -> str:

@@ -1,7 +1,8 @@
 """pgevents-migrate: PostgreSQL row-change events for Flask applications.
 
 Importing this package imports ``alembic_ops``, which registers the Alembic
-operations (``op.create_pgevent_trigger`` and friends).
+operations (``op.create_pgevent_trigger`` and friends) and the autogenerate
+comparator.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from alembic_ops import (
     UnknownArtifactVersionError,
 )
 
+from .extension import PGEvents
+
 __version__ = "0.1.0"
 
 __all__ = [
     "InvalidIdentifierError",
     "InvalidTriggerSpecError",
+    "PGEvents",
     "PGEventsError",
     "TriggerSpec",
     "UnknownArtifactVersionError",

@@ -1,0 +1,176 @@
+"""What pgevents has installed in a database, read in one catalog query.
+
+Ownership is structural: a trigger is ours when it calls a function named
+``capture`` whose comment is ``pgevents-migrate artifact <N>``. Internal,
+partition-clone and foreign triggers are never reported. Nothing here parses
+``pg_get_triggerdef`` text, so results do not depend on the server version or
+``search_path``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from .artifacts import TRIGGER_NAMES
+from .errors import PGEventsError
+from .spec import EVENTS, TableKey, TriggerSpec
+
+ARTIFACT_MARKER = "pgevents-migrate artifact "
+
+# pg_trigger.tgtype bits of a statement-level AFTER trigger (catalog/pg_trigger.h).
+_EVENT_BITS = {"insert": 4, "update": 16, "delete": 8}
+_TRANSITIONS = {
+    "insert": (None, "pgevents_new"),
+    "update": ("pgevents_old", "pgevents_new"),
+    "delete": ("pgevents_old", None),
+}
+
+_QUERY = sa.text(
+    """
+SELECT fn_ns.nspname AS pgevents_schema,
+       substr(obj_description(p.oid, 'pg_proc'), length(:marker) + 1) AS version,
+       tbl_ns.nspname AS table_schema,
+       c.relname AS table_name,
+       t.tgname AS trigger_name,
+       t.tgtype AS trigger_type,
+       t.tgenabled AS enabled,
+       t.tgattr::int2[] AS trigger_columns,
+       t.tgoldtable AS old_table,
+       t.tgnewtable AS new_table,
+       t.tgqual IS NOT NULL AS has_when,
+       t.tgargs AS arguments
+  FROM pg_proc p
+  JOIN pg_namespace fn_ns ON fn_ns.oid = p.pronamespace
+  LEFT JOIN pg_trigger t ON t.tgfoid = p.oid AND NOT t.tgisinternal AND t.tgparentid = 0
+  LEFT JOIN pg_class c ON c.oid = t.tgrelid
+  LEFT JOIN pg_namespace tbl_ns ON tbl_ns.oid = c.relnamespace
+ WHERE p.proname = 'capture'
+   AND p.pronargs = 0
+   AND starts_with(obj_description(p.oid, 'pg_proc'), :marker)
+ ORDER BY 1, 3, 4, 5
+"""
+).bindparams(marker=ARTIFACT_MARKER)
+
+
+@dataclass(frozen=True)
+class InstalledTrigger:
+    """One pgevents trigger as the catalogs describe it."""
+
+    name: str
+    type_bits: int
+    enabled: str
+    columns: tuple[int, ...]
+    old_table: str | None
+    new_table: str | None
+    has_when: bool
+    arguments: tuple[str, ...]
+
+    def event(self) -> str | None:
+        """The event this trigger captures, if it is exactly as we create them."""
+        for event in EVENTS:
+            expected = (
+                TRIGGER_NAMES[event],
+                _EVENT_BITS[event],
+                "O",
+                (),
+                *_TRANSITIONS[event],
+                False,
+            )
+            actual = (
+                self.name,
+                self.type_bits,
+                self.enabled,
+                self.columns,
+                self.old_table,
+                self.new_table,
+                self.has_when,
+            )
+            if actual == expected:
+                return event
+        return None
+
+
+@dataclass
+class InstalledTable:
+    """A table's pgevents triggers."""
+
+    schema: str | None
+    table: str
+    pgevents_schema: str
+    triggers: list[InstalledTrigger] = field(default_factory=list)
+
+    def spec(self) -> TriggerSpec | None:
+        """The spec these triggers implement, or None if they were altered by hand."""
+        arguments: dict[str, tuple[str, ...]] = {}
+        for trigger in self.triggers:
+            event = trigger.event()
+            if event is None or event in arguments:
+                return None
+            arguments[event] = trigger.arguments
+        settings = {args[:2] for args in arguments.values()}
+        filters = {event: args[2:] for event, args in arguments.items() if args[2:]}
+        if len(settings) != 1 or set(filters) - {"update"}:
+            return None
+        delivery, images = settings.pop()
+        if images not in ("images", "keys"):
+            return None
+        try:
+            spec = TriggerSpec(
+                table=self.table,
+                schema=self.schema,
+                events=tuple(arguments),
+                columns=filters.get("update"),
+                delivery=delivery,
+                images=images == "images",
+                pgevents_schema=self.pgevents_schema,
+            )
+        except PGEventsError:
+            return None
+        # Hand-edited arguments that merely normalise to ours are still drift.
+        return spec if spec.columns == filters.get("update") else None
+
+    def events(self) -> tuple[str, ...]:
+        """Events whose trigger names exist on the table (drop targets)."""
+        names = {t.name for t in self.triggers}
+        return tuple(e for e in EVENTS if TRIGGER_NAMES[e] in names)
+
+
+@dataclass
+class InstalledState:
+    """Artifacts (event schema -> version) and tables with pgevents triggers."""
+
+    artifacts: dict[str, int] = field(default_factory=dict)
+    tables: dict[TableKey, InstalledTable] = field(default_factory=dict)
+
+
+def read_installed(connection: sa.Connection, default_schema: str | None = None) -> InstalledState:
+    """Read every pgevents artifact and trigger in the database in one query.
+
+    Tables in ``default_schema`` are keyed with schema ``None``.
+    """
+    state = InstalledState()
+    for row in connection.execute(_QUERY).mappings():
+        state.artifacts[row["pgevents_schema"]] = int(row["version"])
+        if row["trigger_name"] is None:
+            continue
+        schema = None if row["table_schema"] == default_schema else row["table_schema"]
+        key = (schema, row["table_name"])
+        table = state.tables.setdefault(
+            key, InstalledTable(schema, row["table_name"], row["pgevents_schema"])
+        )
+        raw_args = bytes(row["arguments"])
+        table.triggers.append(
+            InstalledTrigger(
+                name=row["trigger_name"],
+                type_bits=row["trigger_type"],
+                enabled=row["enabled"],
+                columns=tuple(row["trigger_columns"] or ()),
+                old_table=row["old_table"],
+                new_table=row["new_table"],
+                has_when=row["has_when"],
+                arguments=tuple(a.decode() for a in raw_args.split(b"\x00")[:-1]),
+            )
+        )
+    return state

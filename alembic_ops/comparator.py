@@ -1,0 +1,164 @@
+"""Autogenerate: compare declared capture specs with the installed triggers.
+
+Registered when ``alembic_ops`` is imported; ``env.py`` needs no change.
+Trigger creates are appended after Alembic's own table operations and drops
+are put before them, so a new table and its triggers (or a dropped table and
+its triggers) can share one revision. On Alembic >= 1.18 the comparison runs
+at ``DispatchPriority.LAST``; a ``FIRST`` hook also hides the event schemas
+from Alembic's table comparison when ``include_schemas`` is on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.autogenerate import comparators
+from alembic.autogenerate.api import AutogenContext
+from alembic.operations import MigrateOperation
+from alembic.operations.ops import UpgradeOps
+
+from .artifacts import CURRENT_VERSION
+from .catalog import InstalledState, read_installed
+from .declarations import declared_specs, merge_specs
+from .errors import UnknownArtifactVersionError
+from .ops import CreatePGEventTriggerOp, DropPGEventTriggerOp, InstallPGEventsOp, UninstallPGEventsOp
+from .spec import TableKey, TriggerSpec
+
+try:  # Alembic >= 1.18
+    from alembic.util import DispatchPriority
+except ImportError:  # pragma: no cover - exercised with older Alembic only
+    DispatchPriority = None  # type: ignore[assignment,misc]
+
+_STATE: weakref.WeakKeyDictionary[AutogenContext, InstalledState] = weakref.WeakKeyDictionary()
+
+
+def _metadatas(autogen_context: AutogenContext) -> list[sa.MetaData]:
+    metadata = autogen_context.metadata
+    if metadata is None:
+        return []
+    if isinstance(metadata, sa.MetaData):
+        return [metadata]
+    return list(metadata)
+
+
+def _declared(autogen_context: AutogenContext, default_schema: str | None) -> dict[TableKey, TriggerSpec]:
+    """Declared specs by table; the default schema is spelled ``None``."""
+    declared: dict[TableKey, TriggerSpec] = {}
+    for metadata in _metadatas(autogen_context):
+        for spec in declared_specs(metadata).values():
+            if spec.schema is not None and spec.schema == default_schema:
+                spec = dataclasses.replace(spec, schema=None)
+            existing = declared.get(spec.key)
+            declared[spec.key] = spec if existing is None else merge_specs(existing, spec)
+    return declared
+
+
+def _metadata_table(autogen_context: AutogenContext, key: TableKey) -> sa.Table | None:
+    schema, name = key
+    for metadata in _metadatas(autogen_context):
+        table = metadata.tables.get(name if schema is None else f"{schema}.{name}")
+        if table is not None:
+            return table
+    return None
+
+
+def _included(autogen_context: AutogenContext, schemas: Iterable[str | None], key: TableKey) -> bool:
+    """Honour include_schemas, include_name and include_object for one table."""
+    schema, name = key
+    if schema not in schemas:
+        return False
+    if not autogen_context.run_name_filters(name, "table", {"schema_name": schema}):
+        return False
+    table = _metadata_table(autogen_context, key)
+    return table is None or autogen_context.run_object_filters(table, name, "table", False, None)
+
+
+def _installed(autogen_context: AutogenContext) -> InstalledState:
+    state = _STATE.pop(autogen_context, None)
+    if state is None:
+        connection = autogen_context.connection
+        assert connection is not None
+        state = read_installed(connection, connection.dialect.default_schema_name)
+    for schema, version in state.artifacts.items():
+        if version > CURRENT_VERSION:
+            raise UnknownArtifactVersionError(
+                f"the database has pgevents artifact version {version} in schema {schema!r}, "
+                f"newer than this library's {CURRENT_VERSION}; upgrade pgevents-migrate"
+            )
+    return state
+
+
+def hide_event_schemas(
+    autogen_context: AutogenContext, upgrade_ops: UpgradeOps, schemas: set[str | None]
+) -> Any:
+    """Keep Alembic's table comparison out of the event schemas (runs first)."""
+    connection = autogen_context.connection
+    assert connection is not None
+    state = read_installed(connection, connection.dialect.default_schema_name)
+    _STATE[autogen_context] = state
+    default_schema = connection.dialect.default_schema_name
+    for spec in _declared(autogen_context, default_schema).values():
+        schemas.discard(spec.pgevents_schema)
+    for schema in state.artifacts:
+        schemas.discard(schema)
+
+
+def compare_pgevents(
+    autogen_context: AutogenContext, upgrade_ops: UpgradeOps, schemas: set[str | None]
+) -> Any:
+    """Emit the ops that bring installed triggers in line with the declarations."""
+    connection = autogen_context.connection
+    assert connection is not None
+    state = _installed(autogen_context)
+    declared = _declared(autogen_context, connection.dialect.default_schema_name)
+
+    drops: list[MigrateOperation] = []
+    creates: list[MigrateOperation] = []
+    kept_users: set[str] = set()
+    for key in sorted(set(declared) | set(state.tables), key=lambda k: (k[0] or "", k[1])):
+        wanted = declared.get(key)
+        installed = state.tables.get(key)
+        if not _included(autogen_context, schemas, key):
+            if installed is not None:
+                kept_users.add(installed.pgevents_schema)
+            continue
+        have = installed.spec() if installed is not None else None
+        if installed is not None and have == wanted:
+            kept_users.add(installed.pgevents_schema)
+            continue
+        if installed is not None:
+            # Triggers altered by hand are replaced; drop what is there by name.
+            drops.append(
+                DropPGEventTriggerOp.from_spec(
+                    have
+                    or TriggerSpec(
+                        table=installed.table,
+                        schema=installed.schema,
+                        events=installed.events(),
+                        pgevents_schema=installed.pgevents_schema,
+                    )
+                )
+            )
+        if wanted is not None:
+            creates.append(CreatePGEventTriggerOp.from_spec(wanted))
+
+    needed = {spec.pgevents_schema for spec in declared.values()}
+    installs = [InstallPGEventsOp(schema) for schema in sorted(needed - set(state.artifacts))]
+    uninstalls = [
+        UninstallPGEventsOp(schema, version)
+        for schema, version in sorted(state.artifacts.items())
+        if schema not in needed and schema not in kept_users
+    ]
+    upgrade_ops.ops[:0] = [*drops, *uninstalls]
+    upgrade_ops.ops.extend([*installs, *creates])
+
+
+if DispatchPriority is None:  # pragma: no cover - Alembic < 1.18 runs these after the tables
+    comparators.dispatch_for("schema")(compare_pgevents)
+else:
+    comparators.dispatch_for("schema", priority=DispatchPriority.FIRST)(hide_event_schemas)
+    comparators.dispatch_for("schema", priority=DispatchPriority.LAST)(compare_pgevents)

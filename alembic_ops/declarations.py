@@ -1,0 +1,58 @@
+"""Declared capture specs, stored in ``MetaData.info`` for the comparator.
+
+``declare()`` merges every declaration for one table into a single
+``TriggerSpec``; ``declared_specs()`` reads them back. Both work on plain
+SQLAlchemy metadata, so Alembic without Flask can use them too.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from .errors import InvalidTriggerSpecError
+from .spec import EVENTS, TableKey, TriggerSpec
+
+INFO_KEY = "pgevents"
+
+
+def merge_specs(first: TriggerSpec, second: TriggerSpec) -> TriggerSpec:
+    """One spec that captures everything ``first`` and ``second`` capture.
+
+    Events are united; the table is durable (``queue``) if either is; row
+    images are kept if either wants them; an update column filter survives
+    only while every update declaration has one (their columns united).
+    """
+    if first.key != second.key:
+        raise InvalidTriggerSpecError(f"cannot merge specs of {first.target} and {second.target}")
+    if first.pgevents_schema != second.pgevents_schema:
+        raise InvalidTriggerSpecError(
+            f"{first.target} is declared with two pgevents schemas: "
+            f"{first.pgevents_schema!r} and {second.pgevents_schema!r}"
+        )
+    update_filters = [s.columns for s in (first, second) if "update" in s.events]
+    columns: tuple[str, ...] | None = None
+    if update_filters and all(f is not None for f in update_filters):
+        columns = tuple(c for f in update_filters for c in f or ())
+    return TriggerSpec(
+        table=first.table,
+        schema=first.schema,
+        events=tuple(e for e in EVENTS if e in first.events or e in second.events),
+        columns=columns,
+        delivery="queue" if "queue" in (first.delivery, second.delivery) else "broadcast",
+        images=first.images or second.images,
+        pgevents_schema=first.pgevents_schema,
+    )
+
+
+def declare(metadata: sa.MetaData, spec: TriggerSpec) -> TriggerSpec:
+    """Record ``spec`` in ``metadata``, merged with earlier declarations."""
+    specs: dict[TableKey, TriggerSpec] = metadata.info.setdefault(INFO_KEY, {})
+    existing = specs.get(spec.key)
+    merged = spec if existing is None else merge_specs(existing, spec)
+    specs[spec.key] = merged
+    return merged
+
+
+def declared_specs(metadata: sa.MetaData) -> dict[TableKey, TriggerSpec]:
+    """The merged specs declared on ``metadata``, by ``(schema, table)``."""
+    return dict(metadata.info.get(INFO_KEY, {}))
