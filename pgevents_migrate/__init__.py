@@ -16,16 +16,20 @@ from alembic_ops import (
     UnknownArtifactVersionError,
 )
 
+from .config import WorkerConfig
+from .event import Event
 from .extension import PGEvents
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Event",
     "InvalidIdentifierError",
     "InvalidTriggerSpecError",
     "PGEvents",
     "PGEventsError",
     "TriggerSpec",
     "UnknownArtifactVersionError",
+    "WorkerConfig",
     "alembic_ops",
 ]

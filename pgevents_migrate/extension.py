@@ -7,16 +7,23 @@ migrate`` finds them. Nothing here creates or alters schema objects.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
 
-from alembic_ops import TriggerSpec, declare, normalize_events
+from alembic_ops import PGEventsError, TriggerSpec, declare, normalize_events
 from alembic_ops.spec import DEFAULT_EVENT_SCHEMA, normalize_columns
+
+from .cli import pgevents_cli
+from .config import WorkerConfig
+from .dispatch import Dispatcher, Listener, callback_name, is_seed_style
+from .worker import Worker
 
 Callback = Callable[..., Any]
 C = TypeVar("C", bound=Callback)
@@ -37,14 +44,6 @@ class Declaration:
     callback: Callback | None
 
 
-@dataclass(frozen=True)
-class Listener:
-    """A callback and the table changes it wants."""
-
-    spec: TriggerSpec
-    callback: Callback
-
-
 class PGEvents:
     """Database-level row-change events for a Flask-SQLAlchemy app.
 
@@ -54,25 +53,33 @@ class PGEvents:
 
     def __init__(self, app: Flask | None = None, db: SQLAlchemy | None = None) -> None:
         self.db = db
+        self.app: Flask | None = None
         self.schema = DEFAULT_EVENT_SCHEMA
         self.listeners: list[Listener] = []
         self._pending: list[Declaration] = []
         self._initialized = False
+        self._local_workers: weakref.WeakKeyDictionary[Flask, Worker] = weakref.WeakKeyDictionary()
+        self._thread: threading.Thread | None = None
+        self._thread_worker: Worker | None = None
         if app is not None:
             self.init_app(app, db)
 
     def init_app(self, app: Flask, db: SQLAlchemy | None = None) -> None:
         """Attach to ``app``, after Flask-SQLAlchemy.
 
-        Reads ``PGEVENTS_SCHEMA`` (default ``"pgevents"``): the schema that
-        holds the event log and capture function.
+        Reads the ``PGEVENTS_*`` keys documented on ``WorkerConfig`` (the
+        worker reads them again when it starts); ``PGEVENTS_SCHEMA`` (default
+        ``"pgevents"``) names the schema of the event log and capture function.
+        Adds the ``flask pgevents`` commands.
         """
         extension = app.extensions.get("sqlalchemy")
         if extension is None:
             raise RuntimeError("PGEvents.init_app() needs Flask-SQLAlchemy: call db.init_app(app) first")
         self.db = db or self.db or extension
-        self.schema = app.config.setdefault("PGEVENTS_SCHEMA", DEFAULT_EVENT_SCHEMA)
+        self.app = app
+        self.schema = WorkerConfig.from_mapping(app.config).schema
         app.extensions["pgevents"] = self
+        app.cli.add_command(pgevents_cli)
         self._initialized = True
         pending, self._pending = self._pending, []
         for declaration in pending:
@@ -143,8 +150,10 @@ class PGEvents:
         images: bool,
         bind_key: str | None,
     ) -> None:
-        if fn is not None and not callable(fn):
-            raise TypeError(f"listener must be callable, got {fn!r}")
+        if fn is not None:
+            if not callable(fn):
+                raise TypeError(f"listener must be callable, got {fn!r}")
+            is_seed_style(fn)  # raises early for a wrong signature
         declaration = Declaration(
             target=target,
             events=normalize_events(identifiers),
@@ -166,8 +175,21 @@ class PGEvents:
         metadata = table.metadata if table is not None else self._metadata(declaration.bind_key)
         spec = self._spec(declaration, table)
         declare(metadata, spec)
-        if declaration.callback is not None:
-            self.listeners.append(Listener(spec, declaration.callback))
+        callback = declaration.callback
+        if callback is not None:
+            self.listeners.append(
+                Listener(
+                    schema=spec.schema,
+                    table=spec.table,
+                    events=spec.events,
+                    columns=spec.columns,
+                    delivery=spec.delivery,
+                    callback=callback,
+                    name=callback_name(callback, (listener.name for listener in self.listeners)),
+                    seed_style=is_seed_style(callback),
+                    bind_key=declaration.bind_key,
+                )
+            )
 
     def _spec(self, declaration: Declaration, table: sa.Table | None) -> TriggerSpec:
         if table is not None:
@@ -183,6 +205,65 @@ class PGEvents:
             images=declaration.images,
             pgevents_schema=self.schema,
         )
+
+    # -- runtime -------------------------------------------------------------
+
+    def _current_app(self) -> Flask:
+        """The app in context if it uses this extension, else the last one initialised."""
+        if has_app_context() and current_app.extensions.get("pgevents") is self:
+            return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
+        if self.app is None:
+            raise RuntimeError("PGEvents is not initialised: call PGEvents(app, db) or init_app(app) first")
+        return self.app
+
+    def worker(self, bind_key: str | None = None) -> Worker:
+        """A new worker for the listeners of ``bind_key``'s database."""
+        app = self._current_app()
+        assert self.db is not None
+        config = WorkerConfig.from_mapping(app.config)
+        if config.database_url:
+            url = sa.make_url(config.database_url)
+        else:
+            with app.app_context():
+                url = self.db.engines[bind_key].url
+        dispatcher = Dispatcher(
+            app, [lst for lst in self.listeners if lst.bind_key == bind_key], self.db.session.remove
+        )
+        return Worker(libpq_dsn(url), dispatcher, config)
+
+    def handle_events(self, timeout: float = 0.0) -> int:
+        """One pass in this thread: dispatch what is available, waiting up to ``timeout`` s.
+
+        Returns the number of events handled.
+        """
+        app = self._current_app()
+        worker = self._local_workers.get(app)
+        if worker is None:
+            worker = self._local_workers[app] = self.worker()
+        return worker.run_once(timeout)
+
+    def start(self, bind_key: str | None = None, ready_timeout: float = 30.0) -> None:
+        """Run a worker in a background thread; returns once it listens."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError("the pgevents background worker is already running")
+        worker = self.worker(bind_key)
+        ready = threading.Event()
+        self._thread_worker = worker
+        self._thread = threading.Thread(
+            target=worker.run, kwargs={"on_ready": ready.set}, name="pgevents-worker", daemon=True
+        )
+        self._thread.start()
+        if not ready.wait(ready_timeout):
+            worker.stop()
+            raise PGEventsError(f"the pgevents worker did not connect within {ready_timeout}s")
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the background worker after its current callback."""
+        if self._thread_worker is not None:
+            self._thread_worker.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._thread = self._thread_worker = None
 
     def _metadata(self, bind_key: str | None) -> sa.MetaData:
         assert self.db is not None
@@ -202,6 +283,11 @@ def _table_of(target: Target) -> sa.Table | None:
     if isinstance(table, sa.Table):
         return table
     raise TypeError(f"cannot listen to {target!r}: expected a model class, a Table or 'schema.table'")
+
+
+def libpq_dsn(url: sa.URL) -> str:
+    """A libpq connection URI for a SQLAlchemy URL of any PostgreSQL driver."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _split_target(target: str) -> tuple[str | None, str]:

@@ -59,6 +59,7 @@ def test_install_and_uninstall_round_trip(run_ops: RunOps, dsn: str) -> None:
     assert {name for kind, name in installed if kind == "relation"} >= {
         "pgevents.event",
         "pgevents.dead_letter",
+        "pgevents.processed",
         "pgevents.sleeper",
     }
     assert fetch(dsn, "SELECT obj_description('pgevents.capture()'::regprocedure)") == [

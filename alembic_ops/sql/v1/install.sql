@@ -44,6 +44,23 @@ CREATE TABLE @schema@.dead_letter (
     failed_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Handled events, kept only when the worker is configured with a retention.
+CREATE TABLE @schema@.processed (
+    id bigint PRIMARY KEY,
+    op text NOT NULL,
+    schema_name text NOT NULL,
+    table_name text NOT NULL,
+    pk jsonb NOT NULL,
+    old jsonb,
+    new jsonb,
+    changed text[],
+    txid xid8 NOT NULL,
+    created_at timestamptz NOT NULL,
+    attempts integer NOT NULL,
+    processed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX processed_processed_at_idx ON @schema@.processed (processed_at);
+
 -- One row per listener connection that is about to sleep; writers send a
 -- wake-up NOTIFY only while a row exists, so busy workers cost writers nothing.
 CREATE UNLOGGED TABLE @schema@.sleeper (

@@ -3,6 +3,7 @@
 -- The schema itself is dropped only when install.sql created it and nothing else lives in it.
 DROP FUNCTION @schema@.capture();
 DROP TABLE @schema@.sleeper;
+DROP TABLE @schema@.processed;
 DROP TABLE @schema@.dead_letter;
 DROP TABLE @schema@.event;
 DO $pgevents$

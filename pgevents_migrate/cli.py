@@ -1,0 +1,173 @@
+"""``flask pgevents``: run the worker and inspect the queue."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from .queue import EventQueue
+from .status import describe, table_statuses
+
+log = logging.getLogger("pgevents_migrate")
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``"90"``, ``"90s"``, ``"15m"``, ``"12h"``, ``"7d"`` -> seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise click.BadParameter(f"{text!r} is not a duration like 90s, 15m, 12h or 7d")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _extension() -> Any:
+    return current_app.extensions["pgevents"]
+
+
+def _queue_connection(bind_key: str | None) -> tuple[EventQueue, Any]:
+    import psycopg2
+
+    worker = _extension().worker(bind_key)
+    return worker.queue, psycopg2.connect(worker.dsn, application_name="pgevents-cli")
+
+
+@click.group("pgevents")
+def pgevents_cli() -> None:
+    """Database-level row-change events (pgevents-migrate)."""
+
+
+@pgevents_cli.command("run")
+@click.option("--bind", "bind_key", default=None, help="Flask-SQLAlchemy bind whose database to listen on.")
+@with_appcontext
+def run_command(bind_key: str | None) -> None:
+    """Listen and dispatch events until SIGTERM or SIGINT."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO)
+    worker = _extension().worker(bind_key)
+
+    def shut_down(signum: int, frame: Any) -> None:
+        if worker.stopping.is_set():
+            return
+        log.info(
+            "pgevents: %s received; finishing the current event (grace %.0fs)",
+            signal.Signals(signum).name,
+            worker.config.shutdown_grace,
+        )
+        worker.stop()
+        timer = threading.Timer(worker.config.shutdown_grace, _give_up)
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGTERM, shut_down)
+    signal.signal(signal.SIGINT, shut_down)
+    worker.run()
+    log.info("pgevents: stopped")
+
+
+def _give_up() -> None:
+    log.error("pgevents: callback still running after the shutdown grace period; exiting now")
+    logging.shutdown()
+    os._exit(1)
+
+
+@pgevents_cli.command("status")
+@with_appcontext
+def status_command() -> None:
+    """Declared versus installed triggers, and the queue's state."""
+    ext = _extension()
+    exit_code = 0
+    for bind_key, metadata in ext.db.metadatas.items():
+        with ext.db.engines[bind_key].connect() as connection:
+            statuses = table_statuses(connection, metadata)
+        click.echo(f"database {bind_key or 'default'}:")
+        if not statuses:
+            click.echo("  no pgevents triggers declared or installed")
+        for item in statuses:
+            click.echo(
+                f"  {item.state:<10} {item.target}: declared {describe(item.declared)};"
+                f" installed {describe(item.installed)}"
+            )
+            if item.state != "ok":
+                exit_code = 1
+    queue, conn = _queue_connection(None)
+    try:
+        counts = queue.counts(conn)
+    finally:
+        conn.close()
+    age = "-"
+    if counts.oldest_pending is not None:
+        age = f"{(datetime.now(timezone.utc) - counts.oldest_pending).total_seconds():.1f}s"
+    click.echo(
+        f"pending {counts.pending}, failed {counts.failed}, oldest pending age {age}, "
+        f"notification queue usage {counts.notification_queue_usage:.2%}"
+    )
+    if exit_code:
+        click.echo("drift: run `flask db migrate` and `flask db upgrade`", err=True)
+    raise SystemExit(exit_code)
+
+
+@pgevents_cli.command("failed")
+@click.option("--limit", default=100, show_default=True)
+@with_appcontext
+def failed_command(limit: int) -> None:
+    """List dead-lettered events with their errors."""
+    queue, conn = _queue_connection(None)
+    try:
+        letters = queue.dead_letters(conn, limit)
+    finally:
+        conn.close()
+    if not letters:
+        click.echo("no failed events")
+    for letter in letters:
+        last_line = letter.error.strip().splitlines()[-1] if letter.error.strip() else ""
+        click.echo(
+            f"{letter.id}  {letter.op} {letter.schema}.{letter.table} {letter.pk}"
+            f"  attempts={letter.attempts}  failed_at={letter.failed_at:%Y-%m-%d %H:%M:%S}"
+            f"  {last_line}"
+        )
+
+
+@pgevents_cli.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "retry_all", is_flag=True, help="Retry every failed event.")
+@with_appcontext
+def retry_command(ids: tuple[int, ...], retry_all: bool) -> None:
+    """Put failed events back in the queue."""
+    if bool(ids) == retry_all:
+        raise click.UsageError("give event ids or --all (not both)")
+    queue, conn = _queue_connection(None)
+    try:
+        count = queue.retry_dead_letters(conn, None if retry_all else list(ids))
+    finally:
+        conn.close()
+    click.echo(f"requeued {count} event(s)")
+    if ids and count < len(ids):
+        raise click.ClickException(f"{len(ids) - count} of the given ids are not failed events")
+
+
+@pgevents_cli.command("purge")
+@click.option("--older-than", "older_than", required=True, help="Age such as 7d, 12h, 30m or 90s.")
+@click.option("--dead-letters", is_flag=True, help="Also purge failed events that old.")
+@with_appcontext
+def purge_command(older_than: str, dead_letters: bool) -> None:
+    """Delete handled (and optionally failed) events older than a given age, in batches."""
+    seconds = parse_duration(older_than)
+    queue, conn = _queue_connection(None)
+    try:
+        processed = queue.purge(conn, "processed", seconds)
+        failed = queue.purge(conn, "dead_letter", seconds) if dead_letters else 0
+    finally:
+        conn.close()
+    click.echo(f"purged {processed} handled and {failed} failed event(s)")

@@ -1,0 +1,73 @@
+"""``WorkerConfig``: the ``PGEVENTS_*`` settings the runtime reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from alembic_ops.identifiers import check_event_schema
+from alembic_ops.spec import DEFAULT_EVENT_SCHEMA
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Runtime settings; each field is read from ``PGEVENTS_<NAME>``.
+
+    ============================  =========  ==================================================
+    key                           default    meaning
+    ============================  =========  ==================================================
+    PGEVENTS_SCHEMA               pgevents   schema of the event log and capture function
+    PGEVENTS_BATCH_SIZE           500        events claimed per round trip
+    PGEVENTS_POLL_INTERVAL        5.0        seconds between polls when no wake-up arrives;
+                                             also bounds how long a dead connection goes unseen
+    PGEVENTS_LEASE                60.0       seconds a claim lasts; renewed while a callback runs
+    PGEVENTS_MAX_ATTEMPTS         5          tries before an event becomes a dead letter
+    PGEVENTS_RETRY_BACKOFF        1.0        first retry delay in seconds, doubled each try
+    PGEVENTS_RETRY_MAX_BACKOFF    300.0      cap on the retry delay
+    PGEVENTS_RETENTION            0.0        seconds to keep handled events (0: delete at once)
+    PGEVENTS_SHUTDOWN_GRACE       30.0       seconds a running callback may finish on SIGTERM
+    PGEVENTS_RECONNECT_MAX_DELAY  30.0       cap on the delay between reconnect attempts
+    PGEVENTS_DATABASE_URL         None       database to listen on (default: the bind's engine)
+    ============================  =========  ==================================================
+    """
+
+    schema: str = DEFAULT_EVENT_SCHEMA
+    batch_size: int = 500
+    poll_interval: float = 5.0
+    lease: float = 60.0
+    max_attempts: int = 5
+    retry_backoff: float = 1.0
+    retry_max_backoff: float = 300.0
+    retention: float = 0.0
+    shutdown_grace: float = 30.0
+    reconnect_max_delay: float = 30.0
+    database_url: str | None = None
+
+    def __post_init__(self) -> None:
+        check_event_schema(self.schema)
+        for name in ("batch_size", "max_attempts"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"PGEVENTS_{name.upper()} must be at least 1")
+        for name in ("poll_interval", "lease", "retry_backoff", "retry_max_backoff", "reconnect_max_delay"):
+            if float(getattr(self, name)) <= 0:
+                raise ValueError(f"PGEVENTS_{name.upper()} must be positive")
+        for name in ("retention", "shutdown_grace"):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"PGEVENTS_{name.upper()} must not be negative")
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any]) -> WorkerConfig:
+        """Read ``PGEVENTS_*`` keys from a Flask config (or any mapping)."""
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            key = f"PGEVENTS_{field.name.upper()}"
+            if key in config and config[key] is not None:
+                default: Any = field.default
+                convert: Any = str if default is None else type(default)
+                values[field.name] = convert(config[key])
+        return cls(**values)
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry number ``attempt`` (1-based)."""
+        return float(min(self.retry_max_backoff, self.retry_backoff * 2 ** (attempt - 1)))

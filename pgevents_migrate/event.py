@@ -1,0 +1,77 @@
+"""``Event``: one captured row change, as callbacks receive it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    """A row change: ``op`` (``insert``/``update``/``delete``) on ``schema.table``.
+
+    ``pk`` is the primary key as a dict; ``row_id`` its single value for
+    single-column keys. ``old``/``new`` are row images (when the trigger keeps
+    them), ``changed`` the columns an update changed. Queue events also carry
+    their log ``id``, ``txid``, ``created_at`` and delivery ``attempt`` (1 on
+    the first try); broadcast events have ``id`` None.
+    """
+
+    op: str
+    schema: str
+    table: str
+    pk: dict[str, Any]
+    delivery: str = "queue"
+    id: int | None = None
+    old: dict[str, Any] | None = None
+    new: dict[str, Any] | None = None
+    changed: tuple[str, ...] | None = None
+    txid: int | None = None
+    created_at: datetime | None = None
+    attempt: int = 1
+
+    @property
+    def row_id(self) -> Any:
+        """The primary-key value for single-column keys, else None."""
+        if len(self.pk) == 1:
+            return next(iter(self.pk.values()))
+        return None
+
+    @property
+    def identifier(self) -> str:
+        """``after_insert``, ``after_update`` or ``after_delete`` (seed style)."""
+        return f"after_{self.op}"
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Event:
+        """Build a queue event from an ``event`` table row."""
+        return cls(
+            id=row["id"],
+            op=row["op"],
+            schema=row["schema_name"],
+            table=row["table_name"],
+            pk=row["pk"],
+            old=row["old"],
+            new=row["new"],
+            changed=None if row["changed"] is None else tuple(row["changed"]),
+            txid=int(row["txid"]),
+            created_at=row["created_at"],
+            attempt=row["attempts"],
+        )
+
+    @classmethod
+    def from_broadcast(cls, payload: str) -> list[Event]:
+        """The events in one broadcast NOTIFY payload.
+
+        A key too large for a payload arrives as one event with ``pk == {}``:
+        rows of the table changed, which ones is unknown.
+        """
+        data = json.loads(payload)
+        keys = data["pks"] if data.get("pks") is not None else [{}]
+        return [
+            cls(op=data["op"], schema=data["schema"], table=data["table"], pk=pk, delivery="broadcast")
+            for pk in keys
+        ]

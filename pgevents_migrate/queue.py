@@ -1,0 +1,245 @@
+"""``EventQueue``: the durable queue's SQL (claim, acknowledge, retry, dead letters).
+
+Claims take row locks with ``SKIP LOCKED`` and commit at once with a lease:
+``available_at`` moves into the future and ``attempts`` grows by one. The pair
+``(id, attempts)`` identifies a claim, so a worker whose lease ran out can no
+longer acknowledge, renew or fail an event another worker has claimed since.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg2.extensions
+import psycopg2.extras
+from psycopg2 import sql
+
+from .event import Event
+
+Connection = psycopg2.extensions.connection
+
+_EVENT_COLUMNS = "id, op, schema_name, table_name, pk, old, new, changed, txid, created_at"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claimed event and the callbacks that already succeeded for it."""
+
+    event: Event
+    done: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[int, int]:
+        assert self.event.id is not None
+        return (self.event.id, self.event.attempt)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    op: str
+    schema: str
+    table: str
+    pk: dict[str, Any]
+    attempts: int
+    error: str
+    failed_at: datetime
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    pending: int
+    failed: int
+    oldest_pending: datetime | None
+    notification_queue_usage: float
+
+
+class EventQueue:
+    """The queue operations on the tables of one event schema."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        s = sql.Identifier(schema)
+        self._claim = sql.SQL(
+            """
+            WITH claimed AS (
+                SELECT id FROM {s}.event
+                 WHERE (available_at IS NULL OR available_at <= clock_timestamp())
+                   AND (schema_name, table_name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+                 ORDER BY id
+                 LIMIT %s
+                   FOR UPDATE SKIP LOCKED
+            )
+            UPDATE {s}.event e
+               SET attempts = e.attempts + 1,
+                   available_at = clock_timestamp() + make_interval(secs => %s)
+              FROM claimed
+             WHERE e.id = claimed.id
+            RETURNING e.id, e.op, e.schema_name, e.table_name, e.pk, e.old, e.new, e.changed,
+                      e.txid::text AS txid, e.created_at, e.attempts, e.done
+            """
+        ).format(s=s)
+        claims = "unnest(%s::bigint[], %s::int[]) AS c(id, attempts)"
+        self._extend = sql.SQL(
+            "UPDATE {s}.event e SET available_at = clock_timestamp() + make_interval(secs => %s)"
+            " FROM " + claims + " WHERE e.id = c.id AND e.attempts = c.attempts"
+        ).format(s=s)
+        self._delete = sql.SQL(
+            "DELETE FROM {s}.event e USING " + claims + " WHERE e.id = c.id AND e.attempts = c.attempts"
+        ).format(s=s)
+        self._archive = sql.SQL(
+            "WITH done AS (DELETE FROM {s}.event e USING " + claims + " WHERE e.id = c.id"
+            " AND e.attempts = c.attempts RETURNING e.*)"
+            " INSERT INTO {s}.processed (" + _EVENT_COLUMNS + ", attempts)"
+            " SELECT " + _EVENT_COLUMNS + ", attempts FROM done"
+        ).format(s=s)
+        self._release = sql.SQL(
+            "UPDATE {s}.event e SET attempts = e.attempts - 1, available_at = NULL"
+            " FROM " + claims + " WHERE e.id = c.id AND e.attempts = c.attempts"
+        ).format(s=s)
+        self._retry_later = sql.SQL(
+            "UPDATE {s}.event SET available_at = clock_timestamp() + make_interval(secs => %s),"
+            " last_error = %s, done = %s WHERE id = %s AND attempts = %s"
+        ).format(s=s)
+        self._bury = sql.SQL(
+            "WITH d AS (DELETE FROM {s}.event WHERE id = %s AND attempts = %s RETURNING *)"
+            " INSERT INTO {s}.dead_letter (" + _EVENT_COLUMNS + ", attempts, done, error)"
+            " SELECT " + _EVENT_COLUMNS + ", attempts, %s, %s FROM d"
+        ).format(s=s)
+        self._resurrect = sql.SQL(
+            "WITH d AS (DELETE FROM {s}.dead_letter WHERE %s OR id = ANY(%s) RETURNING *)"
+            " INSERT INTO {s}.event (" + _EVENT_COLUMNS + ", attempts, done, last_error)"
+            " OVERRIDING SYSTEM VALUE"
+            " SELECT " + _EVENT_COLUMNS + ", 0, done, error FROM d"
+        ).format(s=s)
+        self._dead_letters = sql.SQL(
+            "SELECT id, op, schema_name, table_name, pk, attempts, error, failed_at"
+            " FROM {s}.dead_letter ORDER BY id LIMIT %s"
+        ).format(s=s)
+        self._purge = {
+            table: sql.SQL(
+                "DELETE FROM {s}.{t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {s}.{t}"
+                " WHERE {c} < clock_timestamp() - make_interval(secs => %s) LIMIT %s))"
+            ).format(
+                s=s,
+                t=sql.Identifier(table),
+                c=sql.Identifier("processed_at" if table == "processed" else "failed_at"),
+            )
+            for table in ("processed", "dead_letter")
+        }
+        self._counts = sql.SQL(
+            "SELECT (SELECT count(*) FROM {s}.event), (SELECT count(*) FROM {s}.dead_letter),"
+            " (SELECT min(created_at) FROM {s}.event), pg_notification_queue_usage()"
+        ).format(s=s)
+        self._sleep = sql.SQL(
+            "INSERT INTO {s}.sleeper (backend_pid) VALUES (pg_backend_pid()) ON CONFLICT DO NOTHING"
+        ).format(s=s)
+        self._wake = sql.SQL("DELETE FROM {s}.sleeper WHERE backend_pid = pg_backend_pid()").format(s=s)
+        self._forget_stale = sql.SQL(
+            "DELETE FROM {s}.sleeper WHERE backend_pid NOT IN"
+            " (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)"
+        ).format(s=s)
+
+    def claim(
+        self, conn: Connection, limit: int, lease: float, tables: tuple[list[str], list[str]]
+    ) -> list[Claim]:
+        """Claim up to ``limit`` available events of ``tables`` (schemas, names), oldest first."""
+        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute(self._claim, (*tables, limit, lease))
+            rows = cur.fetchall()
+        conn.commit()
+        rows.sort(key=lambda row: row["id"])
+        return [Claim(Event.from_row(row), tuple(row["done"])) for row in rows]
+
+    def _for_claims(
+        self, conn: Connection, statement: sql.Composed, keys: Sequence[tuple[int, int]], *before: Any
+    ) -> int:
+        if not keys:
+            return 0
+        ids, attempts = zip(*keys, strict=True)
+        with conn.cursor() as cur:
+            cur.execute(statement, (*before, list(ids), list(attempts)))
+            count = cur.rowcount
+        conn.commit()
+        return int(count)
+
+    def extend(self, conn: Connection, keys: Sequence[tuple[int, int]], lease: float) -> int:
+        """Renew the lease of claims still held; returns how many were."""
+        return self._for_claims(conn, self._extend, keys, lease)
+
+    def acknowledge(self, conn: Connection, keys: Sequence[tuple[int, int]], keep: bool) -> int:
+        """Remove handled events (into ``processed`` when ``keep``)."""
+        return self._for_claims(conn, self._archive if keep else self._delete, keys)
+
+    def release(self, conn: Connection, keys: Sequence[tuple[int, int]]) -> int:
+        """Give back claims whose callbacks never started."""
+        return self._for_claims(conn, self._release, keys)
+
+    def retry_later(
+        self, conn: Connection, claim: Claim, delay: float, error: str, done: Iterable[str]
+    ) -> None:
+        """Make a failed event available again after ``delay`` seconds."""
+        event_id, attempts = claim.key
+        with conn.cursor() as cur:
+            cur.execute(self._retry_later, (delay, error, list(done), event_id, attempts))
+        conn.commit()
+
+    def bury(self, conn: Connection, claim: Claim, error: str, done: Iterable[str]) -> None:
+        """Move an event that used up its attempts to the dead letters."""
+        event_id, attempts = claim.key
+        with conn.cursor() as cur:
+            cur.execute(self._bury, (event_id, attempts, list(done), error))
+        conn.commit()
+
+    def dead_letters(self, conn: Connection, limit: int = 100) -> list[DeadLetter]:
+        with conn.cursor() as cur:
+            cur.execute(self._dead_letters, (limit,))
+            rows = cur.fetchall()
+        conn.commit()
+        return [DeadLetter(*row) for row in rows]
+
+    def retry_dead_letters(self, conn: Connection, ids: Sequence[int] | None) -> int:
+        """Put dead letters (all when ``ids`` is None) back in the queue, with fresh attempts."""
+        with conn.cursor() as cur:
+            cur.execute(self._resurrect, (ids is None, list(ids or ())))
+            count = cur.rowcount
+            cur.execute("SELECT pg_notify(%s, '')", (self.schema,))
+        conn.commit()
+        return int(count)
+
+    def purge(self, conn: Connection, table: str, older_than: float, batch: int = 5000) -> int:
+        """Delete rows of ``processed`` or ``dead_letter`` older than ``older_than`` seconds, in batches."""
+        total = 0
+        while True:
+            with conn.cursor() as cur:
+                cur.execute(self._purge[table], (older_than, batch))
+                deleted = cur.rowcount
+            conn.commit()
+            total += deleted
+            if deleted < batch:
+                return total
+
+    def counts(self, conn: Connection) -> QueueCounts:
+        with conn.cursor() as cur:
+            cur.execute(self._counts)
+            pending, failed, oldest, usage = cur.fetchone()  # type: ignore[misc]
+        conn.commit()
+        return QueueCounts(pending, failed, oldest, float(usage))
+
+    def sleep(self, conn: Connection) -> None:
+        """Ask writers to NOTIFY: this connection is about to wait (autocommit)."""
+        with conn.cursor() as cur:
+            cur.execute(self._sleep)
+
+    def wake(self, conn: Connection) -> None:
+        """Stop asking writers to NOTIFY for this connection (autocommit)."""
+        with conn.cursor() as cur:
+            cur.execute(self._wake)
+
+    def forget_stale_sleepers(self, conn: Connection) -> None:
+        """Drop sleeper rows of connections that no longer exist."""
+        with conn.cursor() as cur:
+            cur.execute(self._forget_stale)

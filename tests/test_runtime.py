@@ -1,0 +1,183 @@
+"""The runtime API: declaring listeners, handle_events, background workers, retries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.engine import URL
+
+from pgevents_migrate import Event, PGEvents
+from tests import runtime_app
+from tests.pg import execute, fetch, wait_for
+
+
+@pytest.fixture
+def app(database_url: URL) -> Iterator[Flask]:
+    app = runtime_app.create_app(database_url.render_as_string(hide_password=False))
+    runtime_app.install(app)
+    yield app
+    runtime_app.pgevents.stop(10)
+
+
+def handled(dsn: str, listener: str = "on_user") -> list[tuple[Any, ...]]:
+    return fetch(dsn, "SELECT op, pk, attempt FROM handled WHERE listener = %s ORDER BY n", (listener,))
+
+
+def test_queue_events_from_raw_sql_are_delivered_once(app: Flask, dsn: str) -> None:
+    execute(dsn, """INSERT INTO "user" (email) VALUES ('a'), ('b')""", """UPDATE "user" SET name = 'x'""")
+    execute(dsn, """DELETE FROM "user" WHERE id = 1""")
+    assert runtime_app.pgevents.handle_events() == 5
+    assert handled(dsn) == [
+        ("insert", {"id": 1}, 1),
+        ("insert", {"id": 2}, 1),
+        ("update", {"id": 1}, 1),
+        ("update", {"id": 2}, 1),
+        ("delete", {"id": 1}, 1),
+    ]
+    assert runtime_app.pgevents.handle_events() == 0
+    assert fetch(dsn, "SELECT count(*) FROM pgevents.event") == [(0,)]
+
+
+def test_event_fields(database_url: URL, dsn: str) -> None:
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url.render_as_string(hide_password=False)
+    db = SQLAlchemy(app)
+    pgevents = PGEvents(app, db)
+    received: list[Event] = []
+
+    class Item(db.Model):  # type: ignore[name-defined,misc]
+        id = sa.Column(sa.Integer, primary_key=True)
+        price = sa.Column(sa.Integer)
+
+    pgevents.listen(Item, "update", received.append, images=True, columns=["price"])
+    _install(app, db)
+    execute(dsn, "INSERT INTO item VALUES (7, 1)", "UPDATE item SET price = 2")
+    with app.app_context():
+        txid = fetch(dsn, "SELECT txid::text FROM pgevents.event")[0][0]
+        assert pgevents.handle_events() == 1
+        db.engine.dispose()
+    (event,) = received
+    assert (event.op, event.schema, event.table, event.pk, event.row_id) == (
+        "update",
+        "public",
+        "item",
+        {"id": 7},
+        7,
+    )
+    assert (event.old, event.new, event.changed) == ({"id": 7, "price": 1}, {"id": 7, "price": 2}, ("price",))
+    assert event.txid == int(txid) and event.attempt == 1 and event.id is not None
+    assert event.created_at is not None and event.delivery == "queue"
+    assert event.identifier == "after_update"
+
+
+def _install(app: Flask, db: SQLAlchemy) -> None:
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    from alembic_ops import declared_specs
+
+    with app.app_context():
+        db.create_all()
+        with db.engine.begin() as conn:
+            op = Operations(MigrationContext.configure(conn))
+            op.install_pgevents()
+            for spec in declared_specs(db.metadata).values():
+                op.create_pgevent_trigger(
+                    spec.table,
+                    events=spec.events,
+                    columns=spec.columns,
+                    delivery=spec.delivery,
+                    images=spec.images,
+                )
+        db.engine.dispose()
+
+
+def test_seed_style_callbacks_and_identifier_forms(database_url: URL, dsn: str) -> None:
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url.render_as_string(hide_password=False)
+    db = SQLAlchemy(app)
+    pgevents = PGEvents(app, db)
+    calls: list[tuple[Any, ...]] = []
+
+    class Item(db.Model):  # type: ignore[name-defined,misc]
+        id = sa.Column(sa.Integer, primary_key=True)
+
+    @pgevents.listens_for(Item, "after_insert")
+    def old_style(event_id: int, row_id: int, identifier: str) -> None:
+        calls.append((event_id is not None, row_id, identifier))
+
+    @pgevents.listens_for(Item, ["INSERT"])
+    def new_style(event: Event) -> None:
+        calls.append(("new", event.row_id))
+
+    _install(app, db)
+    execute(dsn, "INSERT INTO item VALUES (3)")
+    assert pgevents.handle_events() == 1
+    assert calls == [(True, 3, "after_insert"), ("new", 3)]
+
+
+def test_declaration_errors() -> None:
+    pgevents = PGEvents()
+    table = sa.Table("t", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
+    with pytest.raises(ValueError, match="unknown event 'upsert'"):
+        pgevents.listen(table, {"insert", "upsert"}, lambda event: None)
+    with pytest.raises(ValueError, match="no events given"):
+        pgevents.listen(table, set(), lambda event: None)
+    with pytest.raises(TypeError, match="takes 2 arguments"):
+        pgevents.listen(table, "insert", lambda a, b: None)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        pgevents.handle_events()
+    with pytest.raises(RuntimeError, match="needs Flask-SQLAlchemy"):
+        pgevents.init_app(Flask(__name__))
+
+
+@pytest.mark.parametrize("driver", ["postgresql", "postgresql+psycopg", "postgresql+psycopg2"])
+def test_any_postgresql_driver_in_the_app_url(database_url: URL, dsn: str, driver: str) -> None:
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url.set(drivername=driver).render_as_string(
+        hide_password=False
+    )
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"poolclass": sa.NullPool}
+    db = SQLAlchemy(app)
+    pgevents = PGEvents(app, db)
+    received: list[Event] = []
+
+    class Item(db.Model):  # type: ignore[name-defined,misc]
+        id = sa.Column(sa.Integer, primary_key=True)
+
+    pgevents.listen(Item, "insert", received.append)
+    _install(app, db)
+    execute(dsn, "INSERT INTO item VALUES (1)")
+    assert pgevents.handle_events() == 1
+    assert [e.pk for e in received] == [{"id": 1}]
+
+
+def test_background_worker_receives_broadcast_and_queue_events(app: Flask, dsn: str) -> None:
+    runtime_app.pgevents.start()
+    execute(
+        dsn, "INSERT INTO tag VALUES ('a', 'x'), ('b', 'y')", """INSERT INTO "user" (email) VALUES ('q')"""
+    )
+    wait_for(lambda: len(handled(dsn, "on_tag")) == 2 and len(handled(dsn)) == 1)
+    assert sorted(pk["label"] for _, pk, _ in handled(dsn, "on_tag")) == ["x", "y"]
+    runtime_app.pgevents.stop(10)
+    assert fetch(dsn, "SELECT count(*) FROM pgevents.sleeper") == [(0,)]
+
+
+def test_idle_worker_is_woken_by_notify_not_by_poll(database_url: URL, dsn: str) -> None:
+    app = runtime_app.create_app(
+        database_url.render_as_string(hide_password=False), PGEVENTS_POLL_INTERVAL=60.0
+    )
+    runtime_app.install(app)
+    try:
+        runtime_app.pgevents.start()
+        wait_for(lambda: fetch(dsn, "SELECT count(*) FROM pgevents.sleeper") == [(1,)])
+        execute(dsn, """INSERT INTO "user" (email) VALUES ('a')""")
+        # Far sooner than the 60 s poll: the writer saw the sleeper and NOTIFYed.
+        wait_for(lambda: handled(dsn), timeout=10)
+    finally:
+        runtime_app.pgevents.stop(10)
