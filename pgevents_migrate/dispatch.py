@@ -68,7 +68,8 @@ def is_seed_style(callback: Callable[..., Any]) -> bool:
 
 def callback_name(callback: Callable[..., Any], taken: Iterable[str]) -> str:
     """``module.qualname``, suffixed with ``#N`` when that name is already taken."""
-    base = f"{getattr(callback, '__module__', '?')}.{getattr(callback, '__qualname__', repr(callback))}"
+    qualname = getattr(callback, "__qualname__", None) or type(callback).__qualname__
+    base = f"{getattr(callback, '__module__', None) or type(callback).__module__}.{qualname}"
     taken = set(taken)
     name, n = base, 1
     while name in taken:
