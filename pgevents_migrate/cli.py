@@ -14,6 +14,8 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from alembic_ops.errors import PGEventsError
+
 from .queue import EventQueue
 from .status import describe, table_statuses
 
@@ -70,6 +72,10 @@ def run_command(bind_key: str | None) -> None:
         timer.daemon = True
         timer.start()
 
+    try:
+        worker.connect()
+    except PGEventsError as exc:
+        raise click.ClickException(str(exc)) from None
     signal.signal(signal.SIGTERM, shut_down)
     signal.signal(signal.SIGINT, shut_down)
     worker.run()

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
 
-from alembic_ops import PGEventsError, TriggerSpec, declare, normalize_events
+from alembic_ops import TriggerSpec, declare, normalize_events
 from alembic_ops.spec import DEFAULT_EVENT_SCHEMA, normalize_columns
 
 from .cli import pgevents_cli
@@ -242,20 +242,18 @@ class PGEvents:
             worker = self._local_workers[app] = self.worker()
         return worker.run_once(timeout)
 
-    def start(self, bind_key: str | None = None, ready_timeout: float = 30.0) -> None:
-        """Run a worker in a background thread; returns once it listens."""
+    def start(self, bind_key: str | None = None) -> None:
+        """Run a worker in a background thread; returns once it listens.
+
+        Raises ``PGEventsError`` at once if the database lacks the artifact.
+        """
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError("the pgevents background worker is already running")
         worker = self.worker(bind_key)
-        ready = threading.Event()
+        worker.connect()
         self._thread_worker = worker
-        self._thread = threading.Thread(
-            target=worker.run, kwargs={"on_ready": ready.set}, name="pgevents-worker", daemon=True
-        )
+        self._thread = threading.Thread(target=worker.run, name="pgevents-worker", daemon=True)
         self._thread.start()
-        if not ready.wait(ready_timeout):
-            worker.stop()
-            raise PGEventsError(f"the pgevents worker did not connect within {ready_timeout}s")
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the background worker after its current callback."""

@@ -11,7 +11,6 @@ import logging
 import select
 import threading
 import time
-from collections.abc import Callable
 
 import psycopg2
 import psycopg2.extensions
@@ -97,6 +96,7 @@ class Worker:
             for channel in (wakeup_channel(self.config.schema), broadcast_channel(self.config.schema)):
                 cur.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         self.queue.forget_stale_sleepers(listen)
+        log.info("pgevents: listening on schema %r for %d table(s)", self.config.schema, len(tables))
 
     def close(self) -> None:
         for conn in (self._listen, self._work):
@@ -263,7 +263,7 @@ class Worker:
 
     # -- the loop ----------------------------------------------------------
 
-    def run(self, on_ready: Callable[[], None] | None = None) -> None:
+    def run(self) -> None:
         """Deliver events until ``stop()``; reconnect with backoff when the database goes away."""
         delay = 0.5
         try:
@@ -271,10 +271,6 @@ class Worker:
                 try:
                     if self._work is None:
                         self.connect()
-                        log.info("pgevents: listening on schema %r", self.config.schema)
-                        if on_ready is not None:
-                            on_ready()
-                            on_ready = None
                     self.run_once(self.config.poll_interval)
                     delay = 0.5
                 except CONNECTION_ERRORS as exc:

@@ -181,3 +181,11 @@ def test_idle_worker_is_woken_by_notify_not_by_poll(database_url: URL, dsn: str)
         wait_for(lambda: handled(dsn), timeout=10)
     finally:
         runtime_app.pgevents.stop(10)
+
+
+def test_runtime_says_when_the_artifact_is_missing(database_url: URL) -> None:
+    app = runtime_app.create_app(database_url.render_as_string(hide_password=False))
+    with pytest.raises(Exception, match="pgevents is not installed in schema 'pgevents'"):
+        runtime_app.pgevents.start()
+    result = app.test_cli_runner().invoke(args=["pgevents", "run"])
+    assert result.exit_code == 1 and "run `flask db migrate` and `flask db upgrade` first" in result.output
