@@ -5,7 +5,25 @@ Trigger creates are appended after Alembic's own table operations and drops
 are put before them, so a new table and its triggers (or a dropped table and
 its triggers) can share one revision. On Alembic >= 1.18 the comparison runs
 at ``DispatchPriority.LAST``; a ``FIRST`` hook also hides the event schemas
-from Alembic's table comparison when ``include_schemas`` is on.
+from Alembic's table comparison when ``include_schemas`` is on. Older Alembic
+runs "schema" comparators in registration order, after its own table
+comparison (registered on import, before ours); the hiding hook is put at the
+front of that list.
+
+Filters apply per table, as Alembic applies them to tables:
+
+- ``include_name`` sees every table name (and, for a declared table outside
+  the compared schemas, its schema name);
+- ``include_object`` sees the mapped ``Table``; a table the app does not map
+  is passed as a bare ``Table``, with ``reflected=False`` when a listener
+  declares it and ``reflected=True`` when only the database has its triggers,
+  so a filter that keeps Alembic off unmapped tables keeps pgevents off them
+  too;
+- installed triggers are compared only in the schemas Alembic compares
+  (``include_schemas``); a declared table is compared wherever it is.
+
+Excluded tables get no ops, and an event schema whose triggers an excluded
+table still uses is not uninstalled.
 """
 
 from __future__ import annotations
@@ -66,15 +84,31 @@ def _metadata_table(autogen_context: AutogenContext, key: TableKey) -> sa.Table 
     return None
 
 
-def _included(autogen_context: AutogenContext, schemas: Iterable[str | None], key: TableKey) -> bool:
+def _included(
+    autogen_context: AutogenContext,
+    schemas: Iterable[str | None],
+    key: TableKey,
+    *,
+    declared: bool,
+) -> bool:
     """Honour include_schemas, include_name and include_object for one table."""
     schema, name = key
     if schema not in schemas:
-        return False
+        # Alembic did not reflect this schema. A declaration names its table
+        # explicitly, so it is still compared unless include_name rejects the schema.
+        if not declared or schema is None or not autogen_context.run_name_filters(schema, "schema", {}):
+            return False
     if not autogen_context.run_name_filters(name, "table", {"schema_name": schema}):
         return False
     table = _metadata_table(autogen_context, key)
-    return table is None or autogen_context.run_object_filters(table, name, "table", False, None)
+    reflected = False
+    if table is None:
+        # Not mapped: a declaration stands for the app's definition of the table;
+        # otherwise only the database knows it, and Alembic would call the filter
+        # with a reflected table.
+        table = sa.Table(name, sa.MetaData(), schema=schema)
+        reflected = not declared
+    return autogen_context.run_object_filters(table, name, "table", reflected, None)
 
 
 def _installed(autogen_context: AutogenContext) -> InstalledState:
@@ -118,14 +152,17 @@ def compare_pgevents(
 
     drops: list[MigrateOperation] = []
     creates: list[MigrateOperation] = []
+    needed: set[str] = set()
     kept_users: set[str] = set()
     for key in sorted(set(declared) | set(state.tables), key=lambda k: (k[0] or "", k[1])):
         wanted = declared.get(key)
         installed = state.tables.get(key)
-        if not _included(autogen_context, schemas, key):
+        if not _included(autogen_context, schemas, key, declared=wanted is not None):
             if installed is not None:
                 kept_users.add(installed.pgevents_schema)
             continue
+        if wanted is not None:
+            needed.add(wanted.pgevents_schema)
         have = installed.spec() if installed is not None else None
         if installed is not None and have == wanted:
             kept_users.add(installed.pgevents_schema)
@@ -146,7 +183,6 @@ def compare_pgevents(
         if wanted is not None:
             creates.append(CreatePGEventTriggerOp.from_spec(wanted))
 
-    needed = {spec.pgevents_schema for spec in declared.values()}
     installs = [InstallPGEventsOp(schema) for schema in sorted(needed - set(state.artifacts))]
     uninstalls = [
         UninstallPGEventsOp(schema, version)
@@ -157,8 +193,10 @@ def compare_pgevents(
     upgrade_ops.ops.extend([*installs, *creates])
 
 
-if DispatchPriority is None:  # pragma: no cover - Alembic < 1.18 runs these after the tables
+if DispatchPriority is None:  # pragma: no cover - exercised with older Alembic only
+    # One list per target, run in order; Alembic's table comparison is already in it.
     comparators.dispatch_for("schema")(compare_pgevents)
+    comparators._registry[("schema", "default")].insert(0, hide_event_schemas)
 else:
     comparators.dispatch_for("schema", priority=DispatchPriority.FIRST)(hide_event_schemas)
     comparators.dispatch_for("schema", priority=DispatchPriority.LAST)(compare_pgevents)

@@ -32,11 +32,12 @@ def normalize_event(name: object) -> str:
 
 def normalize_events(names: str | Iterable[str]) -> tuple[str, ...]:
     """Normalise one event name or several into canonical order."""
-    if isinstance(names, str):
-        names = [names]
-    found = {normalize_event(name) for name in names}
+    given = [names] if isinstance(names, str) else list(names)
+    found = {normalize_event(name) for name in given}
     if not found:
-        raise InvalidTriggerSpecError("no events given: expected at least one of insert, update, delete")
+        raise InvalidTriggerSpecError(
+            f"no events given ({names!r}): expected at least one of insert, update, delete"
+        )
     return tuple(event for event in EVENTS if event in found)
 
 

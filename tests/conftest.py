@@ -7,6 +7,7 @@ embedded server in a temporary folder. If neither works, tests fail loudly.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -88,3 +89,18 @@ def run_ops(engine: sa.Engine) -> Callable[[Callable[[Operations], None]], None]
             body(Operations(MigrationContext.configure(conn)))
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def keep_loggers_enabled() -> Iterator[None]:
+    """Undo what Flask-Migrate's env.py does to logging (``fileConfig`` disables loggers)."""
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in logging.root.manager.loggerDict)]
+    before = {logger: (logger.disabled, logger.level) for logger in loggers}
+    handlers = list(logging.root.handlers)
+    yield
+    for logger, (disabled, level) in before.items():
+        logger.disabled = disabled
+        logger.setLevel(level)
+    for handler in logging.root.handlers[:]:
+        if handler not in handlers and type(handler) is logging.StreamHandler:
+            logging.root.removeHandler(handler)  # env.py's console handler, on a closed stream
