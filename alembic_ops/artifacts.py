@@ -33,11 +33,6 @@ TRIGGER_NAMES: dict[str, str] = {
     "update": "pgevents_update",
     "delete": "pgevents_delete",
 }
-_TRANSITIONS = {
-    "insert": "NEW TABLE AS pgevents_new",
-    "update": "OLD TABLE AS pgevents_old NEW TABLE AS pgevents_new",
-    "delete": "OLD TABLE AS pgevents_old",
-}
 _TOKEN = re.compile(r"@([a-z_]+)@")
 
 
@@ -87,32 +82,31 @@ def uninstall_sql(pgevents_schema: str, version: int = CURRENT_VERSION) -> str:
     )
 
 
-def trigger_arguments(spec: TriggerSpec, event: str) -> list[str]:
-    """The capture function's arguments for one trigger: delivery, images, filter columns."""
-    arguments = [spec.delivery, "images" if spec.images else "keys"]
-    if event == "update" and spec.columns:
-        arguments.extend(spec.columns)
-    return arguments
+def _text_array(values: tuple[str, ...] | None) -> str:
+    if not values:
+        return "'{}'"
+    return "ARRAY[" + ", ".join(quote_literal(v) for v in values) + "]"
 
 
 def create_trigger_sql(spec: TriggerSpec, version: int = CURRENT_VERSION) -> list[str]:
-    """Statements that install ``spec``'s triggers, one per event."""
-    table = qualified_table(spec.table, spec.schema)
-    statements = [_render(version, "check_primary_key", table_literal=quote_literal(table))]
-    for event in spec.events:
-        statements.append(
-            _render(
-                version,
-                "create_trigger",
-                trigger=TRIGGER_NAMES[event],
-                event=event.upper(),
-                table=table,
-                transition=_TRANSITIONS[event],
-                schema=quote_identifier(spec.pgevents_schema),
-                arguments=", ".join(quote_literal(a) for a in trigger_arguments(spec, event)),
-            )
+    """The statement that installs ``spec``'s triggers, one per event.
+
+    It resolves the table's primary key when it runs (failing, with the
+    table's name, if there is none) and passes it to the capture function as
+    trigger arguments: delivery, images, key count, key columns, filter columns.
+    """
+    return [
+        _render(
+            version,
+            "create_triggers",
+            table_literal=quote_literal(qualified_table(spec.table, spec.schema)),
+            events=_text_array(spec.events),
+            schema=quote_identifier(spec.pgevents_schema),
+            delivery=quote_literal(spec.delivery),
+            images=quote_literal("images" if spec.images else "keys"),
+            filter_columns=_text_array(spec.columns),
         )
-    return statements
+    ]
 
 
 def drop_trigger_sql(spec: TriggerSpec, version: int = CURRENT_VERSION) -> list[str]:

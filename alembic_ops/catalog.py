@@ -40,7 +40,12 @@ SELECT fn_ns.nspname AS pgevents_schema,
        t.tgoldtable AS old_table,
        t.tgnewtable AS new_table,
        t.tgqual IS NOT NULL AS has_when,
-       t.tgargs AS arguments
+       t.tgargs AS arguments,
+       (SELECT array_agg(a.attname::text ORDER BY k.ord)
+          FROM pg_index i
+          CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+         WHERE i.indrelid = c.oid AND i.indisprimary) AS primary_key
   FROM pg_proc p
   JOIN pg_namespace fn_ns ON fn_ns.oid = p.pronamespace
   LEFT JOIN pg_trigger t ON t.tgfoid = p.oid AND NOT t.tgisinternal AND t.tgparentid = 0
@@ -94,27 +99,35 @@ class InstalledTrigger:
 
 @dataclass
 class InstalledTable:
-    """A table's pgevents triggers."""
+    """A table's pgevents triggers, and the table's primary key now."""
 
     schema: str | None
     table: str
     pgevents_schema: str
+    primary_key: tuple[str, ...]
     triggers: list[InstalledTrigger] = field(default_factory=list)
 
     def spec(self) -> TriggerSpec | None:
-        """The spec these triggers implement, or None if they were altered by hand."""
+        """The spec these triggers implement, or None if they drifted.
+
+        Drift: altered or disabled by hand, inconsistent with each other, or
+        keyed on columns that are no longer the table's primary key.
+        """
         arguments: dict[str, tuple[str, ...]] = {}
         for trigger in self.triggers:
             event = trigger.event()
             if event is None or event in arguments:
                 return None
             arguments[event] = trigger.arguments
-        settings = {args[:2] for args in arguments.values()}
-        filters = {event: args[2:] for event, args in arguments.items() if args[2:]}
+        parsed = {event: _parse_arguments(args) for event, args in arguments.items()}
+        if None in parsed.values():
+            return None
+        settings = {p[:3] for p in parsed.values() if p is not None}
+        filters = {event: p[3] for event, p in parsed.items() if p is not None and p[3]}
         if len(settings) != 1 or set(filters) - {"update"}:
             return None
-        delivery, images = settings.pop()
-        if images not in ("images", "keys"):
+        delivery, images, keys = settings.pop()
+        if keys != self.primary_key:
             return None
         try:
             spec = TriggerSpec(
@@ -123,7 +136,7 @@ class InstalledTable:
                 events=tuple(arguments),
                 columns=filters.get("update"),
                 delivery=delivery,
-                images=images == "images",
+                images=images,
                 pgevents_schema=self.pgevents_schema,
             )
         except PGEventsError:
@@ -135,6 +148,16 @@ class InstalledTable:
         """Events whose trigger names exist on the table (drop targets)."""
         names = {t.name for t in self.triggers}
         return tuple(e for e in EVENTS if TRIGGER_NAMES[e] in names)
+
+
+def _parse_arguments(args: tuple[str, ...]) -> tuple[str, bool, tuple[str, ...], tuple[str, ...]] | None:
+    """(delivery, images, key columns, filter columns) from a trigger's arguments."""
+    if len(args) < 4 or args[1] not in ("images", "keys") or not args[2].isdigit():
+        return None
+    key_count = int(args[2])
+    if key_count < 1 or len(args) < 3 + key_count:
+        return None
+    return args[0], args[1] == "images", args[3 : 3 + key_count], args[3 + key_count :]
 
 
 @dataclass
@@ -158,7 +181,10 @@ def read_installed(connection: sa.Connection, default_schema: str | None = None)
         schema = None if row["table_schema"] == default_schema else row["table_schema"]
         key = (schema, row["table_name"])
         table = state.tables.setdefault(
-            key, InstalledTable(schema, row["table_name"], row["pgevents_schema"])
+            key,
+            InstalledTable(
+                schema, row["table_name"], row["pgevents_schema"], tuple(row["primary_key"] or ())
+            ),
         )
         raw_args = bytes(row["arguments"])
         table.triggers.append(

@@ -223,7 +223,8 @@ def test_offline_upgrade_sql_runs(database_url: URL, migrations: Path, dsn: str)
     flask_db(app, "init")
     flask_db(app, "migrate", "-m", "users")
     sql = flask_db(app, "upgrade", "--sql").stdout
-    assert "CREATE TRIGGER pgevents_update" in sql and "%%" not in sql
+    assert "EXECUTE FUNCTION pgevents.capture(" in sql and "ARRAY['insert', 'update']" in sql
+    assert "%%" not in sql
     execute(dsn, "DROP TABLE IF EXISTS alembic_version")  # autogenerate may have created it
     execute(dsn, sql)  # psycopg2 with no parameters: exactly the printed text
     flask_db(app, "check")
@@ -257,3 +258,20 @@ def test_catalog_queries_do_not_grow_with_tables(database_url: URL, migrations: 
         counts.append(sum("pg_trigger" in s for s in statements))
     assert counts == [1, 1]
     assert upgrade_body(revisions(migrations)[-1]).count("op.create_pgevent_trigger(") == 195
+
+
+def test_a_changed_primary_key_is_drift(database_url: URL, migrations: Path, dsn: str) -> None:
+    """Triggers carry the key columns they were created for; a new key means new triggers."""
+    step(database_url, migrations, users(on_user("insert")), "users")
+    execute(
+        dsn, 'ALTER TABLE "user" DROP CONSTRAINT user_pkey, ADD CONSTRAINT user_pkey PRIMARY KEY (id, name)'
+    )
+    app = make_app(database_url, migrations, users(on_user("insert")))
+    result = flask_db(app, "check", expect_exit=1)
+    assert "remove_pgevent_trigger" in result.output and "add_pgevent_trigger" in result.output
+    execute(
+        dsn,
+        'ALTER TABLE "user" DROP CONSTRAINT user_pkey, ADD CONSTRAINT user_pkey PRIMARY KEY (id),'
+        " ALTER COLUMN name DROP NOT NULL",
+    )
+    flask_db(app, "check")

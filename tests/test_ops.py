@@ -100,8 +100,8 @@ def test_trigger_up_down_up_leaves_catalogs_identical(run_ops: RunOps, dsn: str)
     run_ops(lambda op: op.create_pgevent_trigger("Order", **options))
     created = fetch(dsn, STATE_SQL)
     assert [name for kind, name in created if kind == "trigger"] == [
-        "Order.pgevents_insert:4:queue\\000images\\000",
-        "Order.pgevents_update:16:queue\\000images\\000a\\000",
+        "Order.pgevents_insert:4:queue\\000images\\0001\\000id\\000",
+        "Order.pgevents_update:16:queue\\000images\\0001\\000id\\000a\\000",
     ]
     run_ops(lambda op: op.drop_pgevent_trigger("Order", **options))
     assert fetch(dsn, STATE_SQL) == before

@@ -68,18 +68,21 @@ CREATE UNLOGGED TABLE @schema@.sleeper (
     since timestamptz NOT NULL DEFAULT now()
 );
 
+-- Trigger arguments: delivery ('queue' or 'broadcast'), 'images' or 'keys',
+-- the number of primary-key columns, those columns, then the update filter
+-- columns. All SQL below is static, so PL/pgSQL caches its plans per table;
+-- rows are read as jsonb once (OFFSET 0 keeps the planner from recomputing it).
 CREATE FUNCTION @schema@.capture() RETURNS trigger
 LANGUAGE plpgsql
 AS $pgevents$
 DECLARE
     delivery text := TG_ARGV[0];
     images boolean := TG_ARGV[1] = 'images';
+    key_count integer := TG_ARGV[2]::integer;
+    key_columns text[] := TG_ARGV[3:2 + key_count];
     filter_columns text[];
-    op text := lower(TG_OP);
-    pk_columns text[];
-    pk_expr text;
-    source_sql text;
-    inserted bigint;
+    broadcast boolean := TG_ARGV[0] = 'broadcast';
+    keys jsonb[];
     header text;
     buffer text := '';
     item text;
@@ -88,54 +91,59 @@ BEGIN
     IF coalesce(current_setting('pgevents.suppress', true), '') IN ('on', 'true', '1') THEN
         RETURN NULL;
     END IF;
-    IF TG_NARGS > 2 THEN
-        filter_columns := TG_ARGV[2:];
+    IF TG_NARGS > 3 + key_count THEN
+        filter_columns := TG_ARGV[3 + key_count:];
     END IF;
 
-    SELECT array_agg(a.attname::text ORDER BY k.ord)
-      INTO pk_columns
-      FROM pg_index i
-      CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-     WHERE i.indrelid = TG_RELID AND i.indisprimary;
-    IF pk_columns IS NULL THEN
-        -- The primary key was dropped after the trigger was installed: keep
-        -- the write working and identify the row by its full image.
-        pk_expr := 'to_jsonb(r)';
-    ELSE
-        SELECT 'jsonb_build_object(' || string_agg(quote_literal(c) || ', r.' || quote_ident(c), ', ') || ')'
-          INTO pk_expr
-          FROM unnest(pk_columns) AS c;
-    END IF;
-
-    -- source_sql yields one row per captured change: (pk, old, new, changed).
-    IF TG_OP = 'INSERT' THEN
-        source_sql := 'SELECT ' || pk_expr || ' AS pk, NULL::jsonb AS old, '
-            || CASE WHEN images THEN 'to_jsonb(r)' ELSE 'NULL::jsonb' END
-            || ' AS new, NULL::text[] AS changed FROM pgevents_new r';
+    IF TG_OP = 'UPDATE' AND (images OR filter_columns IS NOT NULL) THEN
+        -- Old and new rows paired by key: row images, changed columns, the filter.
+        IF broadcast THEN
+            keys := ARRAY(
+                SELECT n.pk
+                  FROM (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM pgevents_new r OFFSET 0) s) n
+                  LEFT JOIN (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM pgevents_old r OFFSET 0) s) o
+                    ON o.pk = n.pk
+                 WHERE filter_columns IS NULL OR EXISTS (
+                       SELECT 1 FROM unnest(filter_columns) f WHERE o.j IS NULL OR o.j -> f IS DISTINCT FROM n.j -> f));
+        ELSE
+            INSERT INTO @schema@.event (op, schema_name, table_name, pk, old, new, changed)
+            SELECT 'update', TG_TABLE_SCHEMA, TG_TABLE_NAME, n.pk,
+                   CASE WHEN images THEN o.j END, CASE WHEN images THEN n.j END,
+                   ARRAY(SELECT e.key FROM jsonb_each(n.j) e
+                          WHERE o.j IS NULL OR o.j -> e.key IS DISTINCT FROM e.value ORDER BY e.key)
+              FROM (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM pgevents_new r OFFSET 0) s) n
+              LEFT JOIN (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM pgevents_old r OFFSET 0) s) o
+                ON o.pk = n.pk
+             WHERE filter_columns IS NULL OR EXISTS (
+                   SELECT 1 FROM unnest(filter_columns) f WHERE o.j IS NULL OR o.j -> f IS DISTINCT FROM n.j -> f);
+        END IF;
     ELSIF TG_OP = 'DELETE' THEN
-        source_sql := 'SELECT ' || pk_expr || ' AS pk, '
-            || CASE WHEN images THEN 'to_jsonb(r)' ELSE 'NULL::jsonb' END
-            || ' AS old, NULL::jsonb AS new, NULL::text[] AS changed FROM pgevents_old r';
+        IF broadcast THEN
+            keys := ARRAY(SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END FROM (SELECT to_jsonb(r) AS j FROM pgevents_old r OFFSET 0) s);
+        ELSE
+            INSERT INTO @schema@.event (op, schema_name, table_name, pk, old)
+            SELECT 'delete', TG_TABLE_SCHEMA, TG_TABLE_NAME, CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END, CASE WHEN images THEN s.j END
+              FROM (SELECT to_jsonb(r) AS j FROM pgevents_old r OFFSET 0) s;
+        END IF;
     ELSE
-        source_sql := 'SELECT n.pk, '
-            || CASE WHEN images THEN 'o.j AS old, n.j AS new' ELSE 'NULL::jsonb AS old, NULL::jsonb AS new' END
-            || ', coalesce((SELECT array_agg(e.key ORDER BY e.key) FROM jsonb_each(n.j) e'
-            || ' WHERE o.j IS NULL OR o.j -> e.key IS DISTINCT FROM e.value), ''{}'') AS changed'
-            || ' FROM (SELECT ' || pk_expr || ' AS pk, to_jsonb(r) AS j FROM pgevents_new r) n'
-            || ' LEFT JOIN (SELECT ' || pk_expr || ' AS pk, to_jsonb(r) AS j FROM pgevents_old r) o'
-            || ' ON o.pk = n.pk'
-            || ' WHERE $1 IS NULL OR EXISTS (SELECT 1 FROM unnest($1) f'
-            || ' WHERE o.j IS NULL OR o.j -> f IS DISTINCT FROM n.j -> f)';
+        -- Inserts, and updates that need neither images nor a filter: new rows only.
+        IF broadcast THEN
+            keys := ARRAY(SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END FROM (SELECT to_jsonb(r) AS j FROM pgevents_new r OFFSET 0) s);
+        ELSE
+            INSERT INTO @schema@.event (op, schema_name, table_name, pk, new)
+            SELECT lower(TG_OP), TG_TABLE_SCHEMA, TG_TABLE_NAME, CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END,
+                   CASE WHEN images THEN s.j END
+              FROM (SELECT to_jsonb(r) AS j FROM pgevents_new r OFFSET 0) s;
+        END IF;
     END IF;
 
-    IF delivery = 'broadcast' THEN
+    IF broadcast THEN
         -- Notify-only: primary keys in chunks that stay well under the
         -- 8000-byte payload limit; nothing is persisted.
-        header := '{"op":' || to_json(op)::text
+        header := '{"op":' || to_json(lower(TG_OP))::text
             || ',"schema":' || to_json(TG_TABLE_SCHEMA::text)::text
             || ',"table":' || to_json(TG_TABLE_NAME::text)::text;
-        FOR item IN EXECUTE 'SELECT s.pk::text FROM (' || source_sql || ') s' USING filter_columns LOOP
+        FOREACH item IN ARRAY keys::text[] LOOP
             IF octet_length(header) + octet_length(item) > 7500 THEN
                 overflow := true;
                 CONTINUE;
@@ -156,11 +164,8 @@ BEGIN
         RETURN NULL;
     END IF;
 
-    EXECUTE 'INSERT INTO @schema@.event (op, schema_name, table_name, pk, old, new, changed)'
-        || ' SELECT $2, $3, $4, s.pk, s.old, s.new, s.changed FROM (' || source_sql || ') s'
-        USING filter_columns, op, TG_TABLE_SCHEMA::text, TG_TABLE_NAME::text;
-    GET DIAGNOSTICS inserted = ROW_COUNT;
-    IF inserted > 0 THEN
+    -- FOUND: the INSERT above wrote at least one event.
+    IF FOUND THEN
         PERFORM 1 FROM @schema@.sleeper LIMIT 1;
         IF FOUND THEN
             -- Constant payload: PostgreSQL folds repeats into one per transaction.

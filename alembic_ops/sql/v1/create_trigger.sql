@@ -1,1 +1,0 @@
-CREATE TRIGGER @trigger@ AFTER @event@ ON @table@ REFERENCING @transition@ FOR EACH STATEMENT EXECUTE FUNCTION @schema@.capture(@arguments@);
