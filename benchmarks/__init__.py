@@ -1,0 +1,1 @@
+"""Benchmarks for pgevents-migrate; ``python -m benchmarks`` runs the write-overhead benchmark."""
