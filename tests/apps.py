@@ -57,6 +57,37 @@ def flask_db(app: Flask, *args: str, expect_exit: int = 0) -> Result:
     return result
 
 
+def migrate_and_upgrade(app: Flask, migrations: Path, message: str) -> str:
+    """``flask db migrate`` (which must write a revision), ``upgrade`` and ``check``; the revision text."""
+    before = len(revisions(migrations)) if (migrations / "versions").exists() else 0
+    flask_db(app, "migrate", "-m", message)
+    written = revisions(migrations)
+    assert len(written) == before + 1, f"{message}: expected a new revision"
+    flask_db(app, "upgrade")
+    flask_db(app, "check")
+    return written[-1]
+
+
+def install_declared(connection: sa.Connection, metadata: sa.MetaData) -> None:
+    """Install the artifact and the triggers ``metadata`` declares, as a migration would."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    from alembic_ops import declared_specs
+
+    op = Operations(MigrationContext.configure(connection))
+    op.install_pgevents()
+    for spec in declared_specs(metadata).values():
+        op.create_pgevent_trigger(
+            spec.table,
+            schema=spec.schema,
+            events=spec.events,
+            columns=spec.columns,
+            delivery=spec.delivery,
+            images=spec.images,
+        )
+
+
 def revisions(migrations: Path) -> list[str]:
     """The text of each revision file, oldest first (by down_revision chain)."""
     files = {p: p.read_text() for p in (migrations / "versions").glob("*.py")}

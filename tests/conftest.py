@@ -11,6 +11,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -52,9 +53,9 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
         server.stop()
 
 
-@pytest.fixture
-def database_url(server_url: URL) -> Iterator[URL]:
-    """A fresh, empty database for one test, dropped afterwards."""
+@contextmanager
+def temporary_database(server_url: URL) -> Iterator[URL]:
+    """A fresh, empty database on the suite's server, dropped on exit."""
     name = f"pgevents_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     quoted = admin.dialect.identifier_preparer.quote(name)
@@ -66,6 +67,13 @@ def database_url(server_url: URL) -> Iterator[URL]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
         admin.dispose()
+
+
+@pytest.fixture
+def database_url(server_url: URL) -> Iterator[URL]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    with temporary_database(server_url) as url:
+        yield url
 
 
 @pytest.fixture

@@ -12,13 +12,11 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from alembic_ops import declared_specs
 from pgevents_migrate import Event, PGEvents
+from tests.apps import install_declared
 
 db = SQLAlchemy()
 pgevents = PGEvents()
@@ -97,14 +95,4 @@ def install(app: Flask) -> None:
     with app.app_context():
         db.create_all()
         with db.engine.begin() as conn:
-            op = Operations(MigrationContext.configure(conn))
-            op.install_pgevents()
-            for spec in declared_specs(db.metadata).values():
-                op.create_pgevent_trigger(
-                    spec.table,
-                    schema=spec.schema,
-                    events=spec.events,
-                    columns=spec.columns,
-                    delivery=spec.delivery,
-                    images=spec.images,
-                )
+            install_declared(conn, db.metadata)

@@ -10,7 +10,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import URL
 
 from pgevents_migrate import PGEvents
-from tests.apps import Define, flask_db, make_app, revisions
+from tests.apps import Define, flask_db, make_app, migrate_and_upgrade, revisions
 from tests.pg import events, execute, fetch
 
 TRIGGERS_SQL = """
@@ -63,15 +63,9 @@ def migrations(tmp_path: Path) -> Path:
 def step(database_url: URL, migrations: Path, define: Define, message: str, **options: object) -> str:
     """Build the app for ``define``, autogenerate a revision, upgrade; return its text."""
     app = make_app(database_url, migrations, define, **options)
-    before = len(revisions(migrations)) if (migrations / "versions").exists() else 0
     if not migrations.exists():
         flask_db(app, "init")
-    flask_db(app, "migrate", "-m", message)
-    written = revisions(migrations)
-    assert len(written) == before + 1, f"{message}: expected a new revision"
-    flask_db(app, "upgrade")
-    flask_db(app, "check")
-    return written[-1]
+    return migrate_and_upgrade(app, migrations, message)
 
 
 def upgrade_body(revision: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,8 @@ from sqlalchemy.engine import URL
 
 from alembic_ops import declared_specs
 from pgevents_migrate import PGEvents
-from tests.apps import Define, flask_db, make_app, revisions
+from tests.apps import Define, flask_db, make_app, migrate_and_upgrade
+from tests.conftest import temporary_database
 from tests.pg import events, execute, fetch
 
 PGEVENT_OPS = ("install_pgevents", "uninstall_pgevents", "create_pgevent_trigger", "drop_pgevent_trigger")
@@ -47,17 +47,6 @@ def pgevent_ops(body: str) -> list[str]:
         for line in body.splitlines()
         if line.strip().startswith(tuple(f"op.{o}(" for o in PGEVENT_OPS))
     ]
-
-
-def migrate_and_upgrade(app: Any, migrations: Path, message: str) -> str:
-    """``flask db migrate`` (which must write a revision), ``upgrade`` and ``check``; the revision text."""
-    before = len(revisions(migrations))
-    flask_db(app, "migrate", "-m", message)
-    written = revisions(migrations)
-    assert len(written) == before + 1, f"{message}: expected a new revision"
-    flask_db(app, "upgrade")
-    flask_db(app, "check")
-    return written[-1]
 
 
 def models(*listeners: Callable[[SQLAlchemy, PGEvents], None]) -> Define:
@@ -187,17 +176,8 @@ def test_excluded_table_gets_no_ops_and_keeps_its_triggers(
 @pytest.fixture
 def other_database_url(server_url: URL) -> Iterator[URL]:
     """A second fresh database on the same server, for the ``other`` bind."""
-    name = f"pgevents_test_other_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    quoted = admin.dialect.identifier_preparer.quote(name)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
-    try:
-        yield server_url.set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
-        admin.dispose()
+    with temporary_database(server_url) as url:
+        yield url
 
 
 def two_binds(*, user_listens: bool) -> Define:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import URL
 
 from pgevents_migrate import Event, PGEvents
 from tests import runtime_app
+from tests.apps import install_declared
 from tests.pg import execute, fetch, wait_for
 
 
@@ -76,24 +77,10 @@ def test_event_fields(database_url: URL, dsn: str) -> None:
 
 
 def _install(app: Flask, db: SQLAlchemy) -> None:
-    from alembic.migration import MigrationContext
-    from alembic.operations import Operations
-
-    from alembic_ops import declared_specs
-
     with app.app_context():
         db.create_all()
         with db.engine.begin() as conn:
-            op = Operations(MigrationContext.configure(conn))
-            op.install_pgevents()
-            for spec in declared_specs(db.metadata).values():
-                op.create_pgevent_trigger(
-                    spec.table,
-                    events=spec.events,
-                    columns=spec.columns,
-                    delivery=spec.delivery,
-                    images=spec.images,
-                )
+            install_declared(conn, db.metadata)
         db.engine.dispose()
 
 
