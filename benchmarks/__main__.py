@@ -1,6 +1,17 @@
-"""``python -m benchmarks``: run the write-overhead benchmark (see ``write_overhead.py``)."""
+"""``python -m benchmarks``: the write-overhead benchmark (see ``write_overhead.py``).
+
+``python -m benchmarks delivery [options]`` runs the delivery benchmark instead
+(see ``delivery.py``); ``python -m benchmarks delivery --help`` lists its options.
+"""
 
 from __future__ import annotations
+
+import sys
+
+if sys.argv[1:2] == ["delivery"]:
+    from benchmarks.delivery import main as delivery_main
+
+    raise SystemExit(delivery_main(sys.argv[2:]))
 
 from benchmarks.write_overhead import main
 

