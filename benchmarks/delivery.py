@@ -24,7 +24,6 @@ import dataclasses
 import datetime
 import math
 import os
-import shlex
 import signal
 import statistics
 import subprocess
@@ -41,13 +40,14 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_migrate import Migrate  # type: ignore[import-untyped]
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 from benchmarks import bench_app
 from benchmarks.write_overhead import (
     ENV_URL,
     Connection,
     VariantSkipped,
+    command_line,
     connect,
     cpu_count,
     execute,
@@ -55,6 +55,7 @@ from benchmarks.write_overhead import (
     import_original,
     install_original_trigger,
     progress,
+    publish,
     scratch_database,
     server,
 )
@@ -752,17 +753,6 @@ def choose_sizes(args: argparse.Namespace) -> Sizes:
     return sizes
 
 
-def command_line(argv: Sequence[str]) -> str:
-    """The command that is running, as a shell would take it (passwords hidden)."""
-    prefix = ""
-    if os.environ.get("PYTHONPATH"):
-        prefix += f"PYTHONPATH={shlex.quote(os.environ['PYTHONPATH'])} "
-    named = os.environ.get(ENV_URL)
-    if named:
-        prefix += f"{ENV_URL}={shlex.quote(make_url(named).render_as_string(hide_password=True))} "
-    return f"{prefix}{PROG} {shlex.join(argv)}".rstrip()
-
-
 def measure(admin_url: URL, url: URL, description: str, args: argparse.Namespace, workdir: Path) -> str:
     sizes = choose_sizes(args)
     sections = args.only or SECTIONS
@@ -783,7 +773,7 @@ def measure(admin_url: URL, url: URL, description: str, args: argparse.Namespace
         if "autogenerate" in sections:
             autogenerate(admin_url, sizes, args.runs, results)
         meta = Meta(
-            command=command_line(args.argv),
+            command=command_line(args.argv, PROG),
             nproc=cpu_count(),
             server_version=str(fetch_value(conn, "SHOW server_version")),
             server=description,
@@ -804,9 +794,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     with server() as (admin_url, description), scratch_database(admin_url) as url:
         with tempfile.TemporaryDirectory(prefix="pgevents-bench-delivery-") as workdir:
             report = measure(admin_url, url, description, args, Path(workdir))
-    print(report, end="")
-    output: Path = args.output
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(report, encoding="utf-8")
-    progress(f"report written to {output}")
+    publish(report, args.output)
     return 0

@@ -631,7 +631,7 @@ class Meta:
     skipped: dict[str, str]
 
 
-def command_line() -> str:
+def command_line(argv: Sequence[str], prog: str = "python -m benchmarks") -> str:
     """The command that is running, as a shell would take it (passwords hidden)."""
     prefix = ""
     if os.environ.get("PYTHONPATH"):
@@ -639,7 +639,7 @@ def command_line() -> str:
     named = os.environ.get(ENV_URL)
     if named:
         prefix += f"{ENV_URL}={shlex.quote(make_url(named).render_as_string(hide_password=True))} "
-    return f"{prefix}python -m benchmarks {shlex.join(sys.argv[1:])}".rstrip()
+    return f"{prefix}{prog} {shlex.join(argv)}".rstrip()
 
 
 def cpu_count() -> int:
@@ -820,7 +820,7 @@ def measure(url: URL, server_description: str, args: argparse.Namespace, workdir
         finally:
             listener.close()
         meta = Meta(
-            command=command_line(),
+            command=command_line(sys.argv[1:]),
             nproc=cpu_count(),
             server_version=str(fetch_value(conn, "SHOW server_version")),
             server=server_description,
@@ -841,9 +841,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with server() as (admin_url, description), scratch_database(admin_url) as url:
         with tempfile.TemporaryDirectory(prefix="pgevents-bench-scripts-") as workdir:
             report = measure(url, description, args, Path(workdir))
+    publish(report, args.output)
+    return 0
+
+
+def publish(report: str, output: Path) -> None:
+    """Print the report and write it to ``output``."""
     print(report, end="")
-    output: Path = args.output
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(report, encoding="utf-8")
     progress(f"report written to {output}")
-    return 0
