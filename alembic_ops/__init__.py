@@ -1,10 +1,10 @@
 """Alembic operations that ship pgevents capture triggers as migrations.
 
 ``import alembic_ops`` registers ``op.install_pgevents``,
-``op.uninstall_pgevents``, ``op.create_pgevent_trigger`` and
-``op.drop_pgevent_trigger``, and the autogenerate comparator that writes them
-into migrations from the specs ``declare()`` records in ``MetaData.info``.
-This package never imports Flask.
+``op.uninstall_pgevents``, ``op.upgrade_pgevents``, ``op.downgrade_pgevents``,
+``op.create_pgevent_trigger`` and ``op.drop_pgevent_trigger``, and the
+autogenerate comparator that writes them into migrations from the specs
+``declare()`` records in ``MetaData.info``. This package never imports Flask.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from . import comparator as comparator
 from .artifacts import CURRENT_VERSION, TRIGGER_NAMES, VERSIONS
 from .declarations import declare, declared_specs, merge_specs
 from .errors import (
+    ArtifactVersionError,
     InvalidIdentifierError,
     InvalidTriggerSpecError,
     PGEventsError,
@@ -21,9 +22,11 @@ from .errors import (
 from .identifiers import broadcast_channel, wakeup_channel
 from .ops import (
     CreatePGEventTriggerOp,
+    DowngradePGEventsOp,
     DropPGEventTriggerOp,
     InstallPGEventsOp,
     UninstallPGEventsOp,
+    UpgradePGEventsOp,
 )
 from .spec import DELIVERIES, EVENTS, TriggerSpec, normalize_events
 
@@ -33,7 +36,9 @@ __all__ = [
     "EVENTS",
     "TRIGGER_NAMES",
     "VERSIONS",
+    "ArtifactVersionError",
     "CreatePGEventTriggerOp",
+    "DowngradePGEventsOp",
     "DropPGEventTriggerOp",
     "InstallPGEventsOp",
     "InvalidIdentifierError",
@@ -42,6 +47,7 @@ __all__ = [
     "TriggerSpec",
     "UninstallPGEventsOp",
     "UnknownArtifactVersionError",
+    "UpgradePGEventsOp",
     "broadcast_channel",
     "declare",
     "declared_specs",

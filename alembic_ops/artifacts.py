@@ -24,7 +24,7 @@ from .identifiers import (
 from .spec import TriggerSpec
 
 #: Artifact versions this library ships, oldest first.
-VERSIONS: tuple[int, ...] = (1,)
+VERSIONS: tuple[int, ...] = (1, 2)
 CURRENT_VERSION: int = VERSIONS[-1]
 
 #: The names of the per-table triggers, one per event.
@@ -34,6 +34,10 @@ TRIGGER_NAMES: dict[str, str] = {
     "delete": "pgevents_delete",
 }
 _TOKEN = re.compile(r"@([a-z_]+)@")
+_INCLUDE = re.compile(r"^-- #include (v[0-9]+/[a-z_]+\.sql)\n", re.MULTILINE)
+
+#: The comment on the capture function that names the installed version.
+ARTIFACT_MARKER = "pgevents-migrate artifact "
 
 
 def check_version(version: object) -> int:
@@ -47,39 +51,69 @@ def check_version(version: object) -> int:
 
 
 @cache
-def _template(version: int, name: str) -> str:
-    path = resources.files(__package__).joinpath("sql", f"v{check_version(version)}", f"{name}.sql")
-    return path.read_text(encoding="utf-8")
+def _read(path: str) -> str:
+    """A template file with its ``-- #include v<N>/<name>.sql`` lines expanded."""
+    text = resources.files(__package__).joinpath("sql", *path.split("/")).read_text(encoding="utf-8")
+    return _INCLUDE.sub(lambda match: _read(match.group(1)), text)
 
 
-def _render(version: int, name: str, **tokens: str) -> str:
+def _template_path(version: int, name: str, *, inherit: bool) -> str:
+    """``v<N>/<name>.sql``; with ``inherit``, from the newest version <= N that has one."""
+    candidates = [v for v in VERSIONS if v <= check_version(version)] if inherit else [version]
+    for candidate in reversed(candidates):
+        path = f"v{candidate}/{name}.sql"
+        if resources.files(__package__).joinpath("sql", f"v{candidate}", f"{name}.sql").is_file():
+            return path
+    raise UnknownArtifactVersionError(f"pgevents artifact version {version} has no {name}.sql")
+
+
+def _render(version: int, name: str, tokens: dict[str, str], *, inherit: bool = True) -> str:
     def fill(match: re.Match[str]) -> str:
         return tokens[match.group(1)]
 
+    text = _read(_template_path(version, name, inherit=inherit))
     # Alembic adds the statement terminator itself.
-    return _TOKEN.sub(fill, _template(version, name)).strip().removesuffix(";")
+    return _TOKEN.sub(fill, text).strip().removesuffix(";")
+
+
+def _artifact_tokens(pgevents_schema: str) -> dict[str, str]:
+    return {
+        "schema": quote_identifier(check_event_schema(pgevents_schema)),
+        "schema_name": quote_literal(pgevents_schema),
+        "wakeup_channel": quote_literal(wakeup_channel(pgevents_schema)),
+        "broadcast_channel": quote_literal(broadcast_channel(pgevents_schema)),
+    }
 
 
 def install_sql(pgevents_schema: str, version: int = CURRENT_VERSION) -> str:
     """Create the event schema's tables and the capture function."""
-    return _render(
-        version,
-        "install",
-        schema=quote_identifier(check_event_schema(pgevents_schema)),
-        schema_name=quote_literal(pgevents_schema),
-        wakeup_channel=quote_literal(wakeup_channel(pgevents_schema)),
-        broadcast_channel=quote_literal(broadcast_channel(pgevents_schema)),
-    )
+    return _render(version, "install", {**_artifact_tokens(pgevents_schema), "or_replace": ""})
 
 
 def uninstall_sql(pgevents_schema: str, version: int = CURRENT_VERSION) -> str:
     """Drop what ``install_sql`` created; the schema only if left empty."""
-    return _render(
-        version,
-        "uninstall",
-        schema=quote_identifier(check_event_schema(pgevents_schema)),
-        schema_name=quote_literal(pgevents_schema),
-    )
+    return _render(version, "uninstall", _artifact_tokens(pgevents_schema))
+
+
+def change_version_sql(pgevents_schema: str, from_version: int, to_version: int) -> list[str]:
+    """Move an installed artifact from one version to another, one step at a time.
+
+    Going up runs ``v<N>/upgrade.sql`` for each newer version; going down runs
+    ``v<N>/downgrade.sql`` from the installed version back. Each step first
+    checks that the database holds the version it starts from.
+    """
+    check_version(from_version)
+    check_version(to_version)
+    tokens = {**_artifact_tokens(pgevents_schema), "or_replace": "OR REPLACE "}
+    marker = ARTIFACT_MARKER
+    if from_version < to_version:
+        steps = [(v, "upgrade", v - 1) for v in VERSIONS if from_version < v <= to_version]
+    else:
+        steps = [(v, "downgrade", v) for v in reversed(VERSIONS) if to_version < v <= from_version]
+    return [
+        _render(version, name, {**tokens, "expected": quote_literal(f"{marker}{start}")}, inherit=False)
+        for version, name, start in steps
+    ]
 
 
 def _text_array(values: tuple[str, ...] | None) -> str:
@@ -99,12 +133,14 @@ def create_trigger_sql(spec: TriggerSpec, version: int = CURRENT_VERSION) -> lis
         _render(
             version,
             "create_triggers",
-            table_literal=quote_literal(qualified_table(spec.table, spec.schema)),
-            events=_text_array(spec.events),
-            schema=quote_identifier(spec.pgevents_schema),
-            delivery=quote_literal(spec.delivery),
-            images=quote_literal("images" if spec.images else "keys"),
-            filter_columns=_text_array(spec.columns),
+            {
+                "table_literal": quote_literal(qualified_table(spec.table, spec.schema)),
+                "events": _text_array(spec.events),
+                "schema": quote_identifier(spec.pgevents_schema),
+                "delivery": quote_literal(spec.delivery),
+                "images": quote_literal("images" if spec.images else "keys"),
+                "filter_columns": _text_array(spec.columns),
+            },
         )
     ]
 
@@ -113,5 +149,6 @@ def drop_trigger_sql(spec: TriggerSpec, version: int = CURRENT_VERSION) -> list[
     """Statements that remove ``spec``'s triggers."""
     table = qualified_table(spec.table, spec.schema)
     return [
-        _render(version, "drop_trigger", trigger=TRIGGER_NAMES[event], table=table) for event in spec.events
+        _render(version, "drop_trigger", {"trigger": TRIGGER_NAMES[event], "table": table})
+        for event in spec.events
     ]

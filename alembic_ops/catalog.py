@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from .artifacts import TRIGGER_NAMES
+from .artifacts import ARTIFACT_MARKER, TRIGGER_NAMES
 from .errors import PGEventsError
 from .spec import EVENTS, TableKey, TriggerSpec
-
-ARTIFACT_MARKER = "pgevents-migrate artifact "
 
 # pg_trigger.tgtype bits of a statement-level AFTER trigger (catalog/pg_trigger.h).
 _EVENT_BITS = {"insert": 4, "update": 16, "delete": 8}

@@ -2,7 +2,8 @@
 
 Registered when ``alembic_ops`` is imported; ``env.py`` needs no change.
 Trigger creates are appended after Alembic's own table operations and drops
-are put before them, so a new table and its triggers (or a dropped table and
+are put before them (after an upgrade of an older installed artifact, which
+comes first), so a new table and its triggers (or a dropped table and
 its triggers) can share one revision. On Alembic >= 1.18 the comparison runs
 at ``DispatchPriority.LAST``; a ``FIRST`` hook also hides the event schemas
 from Alembic's table comparison when ``include_schemas`` is on. Older Alembic
@@ -43,7 +44,13 @@ from .artifacts import CURRENT_VERSION
 from .catalog import InstalledState, read_installed
 from .declarations import declared_specs, merge_specs
 from .errors import UnknownArtifactVersionError
-from .ops import CreatePGEventTriggerOp, DropPGEventTriggerOp, InstallPGEventsOp, UninstallPGEventsOp
+from .ops import (
+    CreatePGEventTriggerOp,
+    DropPGEventTriggerOp,
+    InstallPGEventsOp,
+    UninstallPGEventsOp,
+    UpgradePGEventsOp,
+)
 from .spec import TableKey, TriggerSpec
 
 try:  # Alembic >= 1.18
@@ -184,12 +191,19 @@ def compare_pgevents(
             creates.append(CreatePGEventTriggerOp.from_spec(wanted))
 
     installs = [InstallPGEventsOp(schema) for schema in sorted(needed - set(state.artifacts))]
+    kept = needed | kept_users
     uninstalls = [
         UninstallPGEventsOp(schema, version)
         for schema, version in sorted(state.artifacts.items())
-        if schema not in needed and schema not in kept_users
+        if schema not in kept
     ]
-    upgrade_ops.ops[:0] = [*drops, *uninstalls]
+    # Upgrades go first, so every later op (and its reverse) meets the version it was rendered with.
+    upgrades = [
+        UpgradePGEventsOp(schema, from_version=version, to_version=CURRENT_VERSION)
+        for schema, version in sorted(state.artifacts.items())
+        if schema in kept and version < CURRENT_VERSION
+    ]
+    upgrade_ops.ops[:0] = [*upgrades, *drops, *uninstalls]
     upgrade_ops.ops.extend([*installs, *creates])
 
 

@@ -15,5 +15,9 @@ class InvalidTriggerSpecError(PGEventsError, ValueError):
     """A trigger declaration with unknown events, deliveries or options."""
 
 
-class UnknownArtifactVersionError(PGEventsError, LookupError):
+class ArtifactVersionError(PGEventsError, ValueError):
+    """Artifact versions that do not fit: unknown, or moving the wrong way."""
+
+
+class UnknownArtifactVersionError(ArtifactVersionError, LookupError):
     """A migration names an artifact version this library does not ship."""

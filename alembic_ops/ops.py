@@ -4,6 +4,8 @@ Importing this module (``import alembic_ops`` does) registers::
 
     op.install_pgevents(schema="pgevents", version=1)
     op.uninstall_pgevents(schema="pgevents", version=1)
+    op.upgrade_pgevents(schema="pgevents", from_version=1, to_version=2)
+    op.downgrade_pgevents(schema="pgevents", from_version=2, to_version=1)
     op.create_pgevent_trigger("user", schema=None, events=("insert",), ...)
     op.drop_pgevent_trigger("user", schema=None, events=("insert",), ...)
 
@@ -22,6 +24,7 @@ from alembic.operations import MigrateOperation, Operations
 
 from . import artifacts
 from .artifacts import CURRENT_VERSION, check_version
+from .errors import ArtifactVersionError
 from .identifiers import check_event_schema
 from .spec import DEFAULT_EVENT_SCHEMA, EVENTS, TriggerSpec, normalize_columns
 from .statements import execute_all
@@ -74,6 +77,74 @@ class UninstallPGEventsOp(_ArtifactOp):
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
         return ("uninstall_pgevents", self.schema, self.version)
+
+
+class _VersionChangeOp(MigrateOperation):
+    """Base of the ops that move an installed artifact between versions."""
+
+    #: True when ``to_version`` must be newer than ``from_version``.
+    upward: bool
+
+    def __init__(self, schema: str = DEFAULT_EVENT_SCHEMA, *, from_version: int, to_version: int) -> None:
+        self.schema = check_event_schema(schema)
+        self.from_version = check_version(from_version)
+        self.to_version = check_version(to_version)
+        if (from_version < to_version) is not self.upward or from_version == to_version:
+            direction = "newer" if self.upward else "older"
+            raise ArtifactVersionError(
+                f"{type(self).__name__}: to_version ({to_version}) must be {direction} "
+                f"than from_version ({from_version})"
+            )
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@Operations.register_operation("upgrade_pgevents")
+class UpgradePGEventsOp(_VersionChangeOp):
+    """Move the installed artifact to a newer version, keeping its events and triggers."""
+
+    upward = True
+
+    @classmethod
+    def upgrade_pgevents(
+        cls,
+        operations: Operations,
+        schema: str = DEFAULT_EVENT_SCHEMA,
+        *,
+        from_version: int,
+        to_version: int = CURRENT_VERSION,
+    ) -> None:
+        """Upgrade the pgevents artifact in ``schema``; fails unless it is at ``from_version``."""
+        operations.invoke(cls(schema, from_version=from_version, to_version=to_version))
+
+    def reverse(self) -> DowngradePGEventsOp:
+        return DowngradePGEventsOp(self.schema, from_version=self.to_version, to_version=self.from_version)
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("upgrade_pgevents", self.schema, self.from_version, self.to_version)
+
+
+@Operations.register_operation("downgrade_pgevents")
+class DowngradePGEventsOp(_VersionChangeOp):
+    """Move the installed artifact back to an older version."""
+
+    upward = False
+
+    @classmethod
+    def downgrade_pgevents(
+        cls, operations: Operations, schema: str = DEFAULT_EVENT_SCHEMA, *, from_version: int, to_version: int
+    ) -> None:
+        """Downgrade the pgevents artifact in ``schema``; fails unless it is at ``from_version``."""
+        operations.invoke(cls(schema, from_version=from_version, to_version=to_version))
+
+    def reverse(self) -> UpgradePGEventsOp:
+        return UpgradePGEventsOp(self.schema, from_version=self.to_version, to_version=self.from_version)
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("downgrade_pgevents", self.schema, self.from_version, self.to_version)
 
 
 class _TriggerOp(MigrateOperation):
@@ -163,6 +234,12 @@ def _uninstall(operations: Operations, op: UninstallPGEventsOp) -> None:
     execute_all(operations, [artifacts.uninstall_sql(op.schema, op.version)])
 
 
+@Operations.implementation_for(UpgradePGEventsOp)
+@Operations.implementation_for(DowngradePGEventsOp)
+def _change_version(operations: Operations, op: _VersionChangeOp) -> None:
+    execute_all(operations, artifacts.change_version_sql(op.schema, op.from_version, op.to_version))
+
+
 @Operations.implementation_for(CreatePGEventTriggerOp)
 def _create_trigger(operations: Operations, op: CreatePGEventTriggerOp) -> None:
     execute_all(operations, artifacts.create_trigger_sql(op.spec, op.version))
@@ -180,6 +257,11 @@ def _add_import(autogen_context: AutogenContext) -> None:
 def _render_artifact(name: str, autogen_context: AutogenContext, op: _ArtifactOp) -> str:
     _add_import(autogen_context)
     return f"op.{name}(schema={op.schema!r}, version={op.version!r})"
+
+
+def _render_version_change(name: str, autogen_context: AutogenContext, op: _VersionChangeOp) -> str:
+    _add_import(autogen_context)
+    return f"op.{name}(schema={op.schema!r}, from_version={op.from_version!r}, to_version={op.to_version!r})"
 
 
 def _render_trigger(name: str, autogen_context: AutogenContext, op: _TriggerOp) -> str:
@@ -209,6 +291,16 @@ def _render_install(autogen_context: AutogenContext, op: InstallPGEventsOp) -> s
 @renderers.dispatch_for(UninstallPGEventsOp)
 def _render_uninstall(autogen_context: AutogenContext, op: UninstallPGEventsOp) -> str:
     return _render_artifact("uninstall_pgevents", autogen_context, op)
+
+
+@renderers.dispatch_for(UpgradePGEventsOp)
+def _render_upgrade(autogen_context: AutogenContext, op: UpgradePGEventsOp) -> str:
+    return _render_version_change("upgrade_pgevents", autogen_context, op)
+
+
+@renderers.dispatch_for(DowngradePGEventsOp)
+def _render_downgrade(autogen_context: AutogenContext, op: DowngradePGEventsOp) -> str:
+    return _render_version_change("downgrade_pgevents", autogen_context, op)
 
 
 @renderers.dispatch_for(CreatePGEventTriggerOp)

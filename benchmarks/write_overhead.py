@@ -10,7 +10,10 @@ Every variant gets its own table of the same shape, in one throwaway database:
 - ``queue``: ``op.create_pgevent_trigger(table)``, with no listener sleeping;
 - ``queue, listener sleeping``: the same, with a row in the sleeper table of
   its own event schema, so every writing transaction sends a wake-up NOTIFY;
-- ``broadcast``: ``op.create_pgevent_trigger(table, delivery="broadcast")``.
+- ``broadcast``: ``op.create_pgevent_trigger(table, delivery="broadcast")``;
+- ``queue, artifact 1`` and ``broadcast, artifact 1``: the same two with the
+  previous artifact version (its own event schema), to show what an upgrade
+  changes.
 
 Within each round the variants run back to back for each workload (in reverse
 order every other round), and each ratio divides by the ``none`` time of the
@@ -52,7 +55,13 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy.engine import URL, make_url
 
-from alembic_ops import CreatePGEventTriggerOp, InstallPGEventsOp, broadcast_channel, wakeup_channel
+from alembic_ops import (
+    VERSIONS,
+    CreatePGEventTriggerOp,
+    InstallPGEventsOp,
+    broadcast_channel,
+    wakeup_channel,
+)
 
 Connection = psycopg2.extensions.connection
 
@@ -63,6 +72,9 @@ ORIGINAL_INSTALL_HINT = "pip install --no-deps psycopg2-pgevents==0.2.2"
 
 #: The event schema of the ``queue`` and ``broadcast`` variants.
 QUEUE_SCHEMA = "pgevents"
+#: The previous artifact version, installed in an event schema of its own.
+PREVIOUS_SCHEMA = "pgevents_previous"
+PREVIOUS_VERSION = VERSIONS[-2]
 #: The ``queue, listener sleeping`` variant has its own event schema, so the
 #: row in its sleeper table does not make the plain ``queue`` variant notify.
 SLEEPING_SCHEMA = "pgevents_sleeping"
@@ -117,7 +129,28 @@ SLEEPING = Variant(
     event_schema=SLEEPING_SCHEMA,
 )
 BROADCAST = Variant("broadcast", "broadcast", channel=broadcast_channel(QUEUE_SCHEMA), notifies=True)
-VARIANTS: tuple[Variant, ...] = (NONE, NOTIFY, ORIGINAL, QUEUE, SLEEPING, BROADCAST)
+QUEUE_PREVIOUS = Variant(
+    "queue_previous",
+    f"queue, artifact {PREVIOUS_VERSION}",
+    channel=wakeup_channel(PREVIOUS_SCHEMA),
+    event_schema=PREVIOUS_SCHEMA,
+)
+BROADCAST_PREVIOUS = Variant(
+    "broadcast_previous",
+    f"broadcast, artifact {PREVIOUS_VERSION}",
+    channel=broadcast_channel(PREVIOUS_SCHEMA),
+    notifies=True,
+)
+VARIANTS: tuple[Variant, ...] = (
+    NONE,
+    NOTIFY,
+    ORIGINAL,
+    QUEUE_PREVIOUS,
+    QUEUE,
+    SLEEPING,
+    BROADCAST_PREVIOUS,
+    BROADCAST,
+)
 
 
 @dataclass(frozen=True)
@@ -307,11 +340,12 @@ def run_ops(url: URL, body: Callable[[Operations], None]) -> None:
 
 
 def install_artifacts(url: URL) -> None:
-    """``op.install_pgevents`` for the two event schemas the pgevents variants use."""
+    """``op.install_pgevents`` for the event schemas the pgevents variants use."""
 
     def body(operations: Operations) -> None:
         operations.invoke(InstallPGEventsOp(schema=QUEUE_SCHEMA))
         operations.invoke(InstallPGEventsOp(schema=SLEEPING_SCHEMA))
+        operations.invoke(InstallPGEventsOp(schema=PREVIOUS_SCHEMA, version=PREVIOUS_VERSION))
 
     run_ops(url, body)
 
@@ -380,6 +414,11 @@ def install_variant(url: URL, conn: Connection, variant: Variant) -> None:
         install_pgevents_trigger(url, variant.table, pgevents_schema=SLEEPING_SCHEMA)
     elif variant is BROADCAST:
         install_pgevents_trigger(url, variant.table, delivery="broadcast")
+    elif variant in (QUEUE_PREVIOUS, BROADCAST_PREVIOUS):
+        delivery = "queue" if variant is QUEUE_PREVIOUS else "broadcast"
+        install_pgevents_trigger(
+            url, variant.table, delivery=delivery, pgevents_schema=PREVIOUS_SCHEMA, version=PREVIOUS_VERSION
+        )
 
 
 def wait_for_count(listener: Listener, channel: str, above: int, timeout: float) -> int:
@@ -437,7 +476,7 @@ class Bench:
     def reset(self) -> None:
         """Empty every variant table and event log, outside the timed region."""
         tables = [pgsql.Identifier(v.table) for v in self.variants]
-        logs = [pgsql.Identifier(s, "event") for s in (QUEUE_SCHEMA, SLEEPING_SCHEMA)]
+        logs = [pgsql.Identifier(s, "event") for s in (QUEUE_SCHEMA, SLEEPING_SCHEMA, PREVIOUS_SCHEMA)]
         execute(
             self.conn, pgsql.SQL("TRUNCATE {} RESTART IDENTITY").format(pgsql.SQL(", ").join(tables + logs))
         )

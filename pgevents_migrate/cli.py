@@ -17,7 +17,7 @@ from flask.cli import with_appcontext
 from alembic_ops.errors import PGEventsError
 
 from .queue import EventQueue
-from .status import describe, table_statuses
+from .status import database_status, describe
 
 log = logging.getLogger("pgevents_migrate")
 
@@ -96,11 +96,15 @@ def status_command() -> None:
     exit_code = 0
     for bind_key, metadata in ext.db.metadatas.items():
         with ext.db.engines[bind_key].connect() as connection:
-            statuses = table_statuses(connection, metadata)
+            status = database_status(connection, metadata)
         click.echo(f"database {bind_key or 'default'}:")
-        if not statuses:
+        for line, current in status.artifact_lines():
+            click.echo(f"  {line}")
+            if not current:
+                exit_code = 1
+        if not status.tables:
             click.echo("  no pgevents triggers declared or installed")
-        for item in statuses:
+        for item in status.tables:
             click.echo(
                 f"  {item.state:<10} {item.target}: declared {describe(item.declared)};"
                 f" installed {describe(item.installed)}"
@@ -120,7 +124,7 @@ def status_command() -> None:
         f"notification queue usage {counts.notification_queue_usage:.2%}"
     )
     if exit_code:
-        click.echo("drift: run `flask db migrate` and `flask db upgrade`", err=True)
+        click.echo("out of date: run `flask db migrate` and `flask db upgrade`", err=True)
     raise SystemExit(exit_code)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from alembic_ops.artifacts import CURRENT_VERSION
 from alembic_ops.catalog import read_installed
 from alembic_ops.declarations import declared_specs
 from alembic_ops.spec import TriggerSpec
@@ -34,8 +35,25 @@ def describe(spec: TriggerSpec | None) -> str:
     return text
 
 
-def table_statuses(connection: sa.Connection, metadata: sa.MetaData) -> list[TableStatus]:
-    """Compare ``metadata``'s declarations with the triggers in ``connection``'s database."""
+@dataclass(frozen=True)
+class DatabaseStatus:
+    """Installed artifact versions (event schema -> version) and each table's state."""
+
+    artifacts: dict[str, int]
+    tables: list[TableStatus]
+
+    def artifact_lines(self) -> list[tuple[str, bool]]:
+        """One line per event schema, and whether it is current."""
+        lines = []
+        for schema, version in sorted(self.artifacts.items()):
+            current = version == CURRENT_VERSION
+            note = "current" if current else f"this library ships version {CURRENT_VERSION}"
+            lines.append((f"artifact {schema}: version {version} ({note})", current))
+        return lines
+
+
+def database_status(connection: sa.Connection, metadata: sa.MetaData) -> DatabaseStatus:
+    """Compare ``metadata``'s declarations with what ``connection``'s database has installed."""
     default_schema = connection.dialect.default_schema_name
     installed = read_installed(connection, default_schema)
     declared: dict[tuple[str | None, str], TriggerSpec] = {}
@@ -56,4 +74,4 @@ def table_statuses(connection: sa.Connection, metadata: sa.MetaData) -> list[Tab
             state = "ok" if have == wanted else "drift"
         target = key[1] if key[0] is None else f"{key[0]}.{key[1]}"
         statuses.append(TableStatus(target, state, wanted, have))
-    return statuses
+    return DatabaseStatus(installed.artifacts, statuses)

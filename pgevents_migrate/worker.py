@@ -16,7 +16,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from alembic_ops.catalog import ARTIFACT_MARKER
+from alembic_ops.artifacts import ARTIFACT_MARKER
 from alembic_ops.errors import PGEventsError
 from alembic_ops.identifiers import broadcast_channel, wakeup_channel
 

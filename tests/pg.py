@@ -10,8 +10,11 @@ from typing import Any, TypeVar
 import psycopg2
 import psycopg2.extensions
 import psycopg2.sql
+from alembic.operations import Operations
 
 T = TypeVar("T")
+#: The ``run_ops`` fixture: runs Alembic operations online against the test database.
+RunOps = Callable[[Callable[[Operations], None]], None]
 
 
 def execute(dsn: str, *statements: str, params: Sequence[Any] | None = None) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Callable
 
 import psycopg2
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate.api import AutogenContext
 from alembic.autogenerate.render import render_op_text
 from alembic.migration import MigrationContext
@@ -14,17 +16,19 @@ from alembic.operations import Operations
 
 import alembic_ops
 from alembic_ops import (
+    ArtifactVersionError,
     CreatePGEventTriggerOp,
+    DowngradePGEventsOp,
     DropPGEventTriggerOp,
     InstallPGEventsOp,
     InvalidIdentifierError,
     InvalidTriggerSpecError,
     UninstallPGEventsOp,
     UnknownArtifactVersionError,
+    UpgradePGEventsOp,
+    artifacts,
 )
-from tests.pg import events, execute, fetch
-
-RunOps = Callable[[Callable[[Operations], None]], None]
+from tests.pg import RunOps, events, execute, fetch
 
 STATE_SQL = """
 SELECT 'trigger', c.relname || '.' || t.tgname || ':' || t.tgtype || ':' || encode(t.tgargs, 'escape')
@@ -63,7 +67,7 @@ def test_install_and_uninstall_round_trip(run_ops: RunOps, dsn: str) -> None:
         "pgevents.sleeper",
     }
     assert fetch(dsn, "SELECT obj_description('pgevents.capture()'::regprocedure)") == [
-        ("pgevents-migrate artifact 1",)
+        ("pgevents-migrate artifact 2",)
     ]
     run_ops(lambda op: op.uninstall_pgevents())
     assert fetch(dsn, STATE_SQL) == empty
@@ -122,6 +126,19 @@ def test_reverse_and_diff_tuples() -> None:
     assert install.reverse() == UninstallPGEventsOp("ev", 1)
     assert install.reverse().reverse() == install
     assert install.to_diff_tuple() == ("install_pgevents", "ev", 1)
+    upgrade = UpgradePGEventsOp("ev", from_version=1, to_version=2)
+    assert upgrade.reverse() == DowngradePGEventsOp("ev", from_version=2, to_version=1)
+    assert upgrade.reverse().reverse() == upgrade
+    assert upgrade.to_diff_tuple() == ("upgrade_pgevents", "ev", 1, 2)
+    assert upgrade.reverse().to_diff_tuple() == ("downgrade_pgevents", "ev", 2, 1)
+    with pytest.raises(
+        ArtifactVersionError, match="to_version \\(1\\) must be newer than from_version \\(2\\)"
+    ):
+        UpgradePGEventsOp(from_version=2, to_version=1)
+    with pytest.raises(ArtifactVersionError, match="must be older"):
+        DowngradePGEventsOp(from_version=2, to_version=2)
+    with pytest.raises(UnknownArtifactVersionError):
+        UpgradePGEventsOp(from_version=1, to_version=3)
 
 
 def test_offline_sql_is_runnable(dsn: str) -> None:
@@ -160,6 +177,95 @@ def test_migration_replays_the_version_it_was_rendered_with() -> None:
         CreatePGEventTriggerOp("t", version=0)
 
 
+#: sha256 of what each released version renders for a fixed set of arguments.
+#: A released version's SQL must never change: old migrations replay it.
+RELEASED_SQL = {
+    (1, "install"): "db673a33cabfcfd59b17a1ffbdad05049a28f8a5a22f1349bcfe1dbea47fdcdb",
+    (1, "uninstall"): "61cba277a03570b5723916776896991dd3e3b143c92dcd79622c8b42bdd34aab",
+    (1, "create"): "01d8d137cd6c2a78b9a72f42ce14d261be1954ed11fe12df6c7d89328845b9e2",
+    (1, "drop"): "d89258107f357e5937571eb91ccfcbbfbf18b7a0de8978eb1869900148a9093b",
+    (2, "install"): "7f1bafe17ecd1a9abc4f6a4993a7738bcf458adc1b1fcc223be3a92df63e4069",
+    (2, "uninstall"): "61cba277a03570b5723916776896991dd3e3b143c92dcd79622c8b42bdd34aab",
+    (2, "create"): "01d8d137cd6c2a78b9a72f42ce14d261be1954ed11fe12df6c7d89328845b9e2",
+    (2, "drop"): "d89258107f357e5937571eb91ccfcbbfbf18b7a0de8978eb1869900148a9093b",
+    (2, "upgrade"): "4f63ca62b86be0fa7df889f1b77d8c482e38a250f493a71a6594c63362e8bcc4",
+    (2, "downgrade"): "439c9ac8e3c81a514383db0ff1f517820f4ec06b119e0f1b967d4ff20f650402",
+}
+
+
+def test_released_versions_render_byte_identically() -> None:
+    spec = CreatePGEventTriggerOp("Order", schema="Sales", columns=["a"], images=True).spec
+    render: dict[str, Callable[[int], str]] = {
+        "install": lambda version: artifacts.install_sql("pgevents", version),
+        "uninstall": lambda version: artifacts.uninstall_sql("pgevents", version),
+        "create": lambda version: "\n".join(artifacts.create_trigger_sql(spec, version)),
+        "drop": lambda version: "\n".join(artifacts.drop_trigger_sql(spec, version)),
+        "upgrade": lambda v: "\n".join(artifacts.change_version_sql("pgevents", v - 1, v)),
+        "downgrade": lambda v: "\n".join(artifacts.change_version_sql("pgevents", v, v - 1)),
+    }
+    for (version, name), digest in RELEASED_SQL.items():
+        sql = render[name](version)
+        assert hashlib.sha256(sql.encode()).hexdigest() == digest, (version, name)
+
+
+def test_upgrade_and_downgrade_keep_events_and_triggers(run_ops: RunOps, dsn: str) -> None:
+    execute(dsn, "CREATE TABLE item (id int PRIMARY KEY, a int)")
+    run_ops(lambda op: (op.install_pgevents(version=1), op.create_pgevent_trigger("item", version=1)))
+    at_v1 = fetch(dsn, STATE_SQL)
+    execute(dsn, "INSERT INTO item VALUES (1, 1)")
+
+    run_ops(lambda op: op.upgrade_pgevents(from_version=1, to_version=2))
+    at_v2 = fetch(dsn, STATE_SQL)
+    assert fetch(dsn, "SELECT obj_description('pgevents.capture()'::regprocedure)") == [
+        ("pgevents-migrate artifact 2",)
+    ]
+    assert [row for row in at_v2 if row[0] != "function"] == [row for row in at_v1 if row[0] != "function"]
+    # The upgraded function is the one a fresh install of version 2 creates.
+    run_ops(lambda op: op.install_pgevents(schema="pgevents_fresh", version=2))
+    sources = fetch(
+        dsn,
+        "SELECT DISTINCT replace(prosrc, 'pgevents_fresh', 'pgevents') FROM pg_proc"
+        " WHERE proname = 'capture'",
+    )
+    assert len(sources) == 1
+    execute(dsn, "UPDATE item SET a = 2", "DELETE FROM item")
+    assert [(e["op"], e["pk"]) for e in events(dsn)] == [
+        ("insert", {"id": 1}),
+        ("update", {"id": 1}),
+        ("delete", {"id": 1}),
+    ]
+    run_ops(lambda op: op.uninstall_pgevents(schema="pgevents_fresh"))
+
+    run_ops(lambda op: op.downgrade_pgevents(from_version=2, to_version=1))
+    assert fetch(dsn, STATE_SQL) == at_v1
+    assert len(events(dsn)) == 3
+    execute(dsn, "INSERT INTO item VALUES (2, 1)")
+    assert len(events(dsn)) == 4
+
+
+def test_version_change_refuses_a_database_at_another_version(run_ops: RunOps, dsn: str) -> None:
+    run_ops(lambda op: op.install_pgevents(version=2))
+    before = fetch(dsn, STATE_SQL)
+    with pytest.raises(
+        Exception, match="holds 'pgevents-migrate artifact 2', expected 'pgevents-migrate artifact 1'"
+    ):
+        run_ops(lambda op: op.upgrade_pgevents(from_version=1, to_version=2))
+    with pytest.raises(sa.exc.InternalError, match="holds no pgevents capture function"):
+        run_ops(lambda op: op.downgrade_pgevents(schema="elsewhere", from_version=2, to_version=1))
+    assert fetch(dsn, STATE_SQL) == before
+
+
+def test_offline_version_change_is_runnable(run_ops: RunOps, dsn: str) -> None:
+    run_ops(lambda op: op.install_pgevents(version=1))
+    at_v1 = fetch(dsn, STATE_SQL)
+    execute(dsn, offline_sql(lambda op: op.upgrade_pgevents(from_version=1, to_version=2)))
+    assert fetch(dsn, "SELECT obj_description('pgevents.capture()'::regprocedure)") == [
+        ("pgevents-migrate artifact 2",)
+    ]
+    execute(dsn, offline_sql(lambda op: op.downgrade_pgevents(from_version=2, to_version=1)))
+    assert fetch(dsn, STATE_SQL) == at_v1
+
+
 def test_rendered_operations_are_literal_and_import_the_package() -> None:
     context = AutogenContext(MigrationContext.configure(dialect_name="postgresql"))
     create = CreatePGEventTriggerOp(
@@ -167,13 +273,21 @@ def test_rendered_operations_are_literal_and_import_the_package() -> None:
     )
     assert render_op_text(context, create) == (
         "op.create_pgevent_trigger('Order', schema='Sales', events=('update',), columns=('email',), "
-        "delivery='broadcast', images=True, version=1)"
+        "delivery='broadcast', images=True, version=2)"
     )
     assert render_op_text(context, create.reverse()).startswith("op.drop_pgevent_trigger('Order', ")
-    assert render_op_text(context, InstallPGEventsOp()) == "op.install_pgevents(schema='pgevents', version=1)"
+    assert render_op_text(context, InstallPGEventsOp()) == "op.install_pgevents(schema='pgevents', version=2)"
     assert (
         render_op_text(context, UninstallPGEventsOp())
-        == "op.uninstall_pgevents(schema='pgevents', version=1)"
+        == "op.uninstall_pgevents(schema='pgevents', version=2)"
+    )
+    upgrade = UpgradePGEventsOp("ev", from_version=1, to_version=2)
+    assert (
+        render_op_text(context, upgrade) == "op.upgrade_pgevents(schema='ev', from_version=1, to_version=2)"
+    )
+    assert (
+        render_op_text(context, upgrade.reverse())
+        == "op.downgrade_pgevents(schema='ev', from_version=2, to_version=1)"
     )
     assert any(line.startswith("import alembic_ops") for line in context.imports)
 
@@ -208,4 +322,4 @@ def test_package_imports_no_flask() -> None:
     code = "import sys, alembic_ops; print('flask' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-    assert alembic_ops.CURRENT_VERSION == 1
+    assert alembic_ops.CURRENT_VERSION == 2

@@ -14,7 +14,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import URL
 
 from pgevents_migrate import Event, PGEvents
-from tests.pg import execute, fetch, wait_for
+from tests.pg import RunOps, execute, fetch, wait_for
 from tests.test_runtime import _install
 
 
@@ -143,14 +143,23 @@ def test_retention_keeps_handled_events_until_purged(database_url: URL, dsn: str
     assert runner.invoke(args=["pgevents", "purge", "--older-than", "soon"]).exit_code == 2
 
 
-def test_status_reports_drift_and_queue(setup: tuple[Flask, PGEvents, Flaky, list[Event]], dsn: str) -> None:
+def test_status_reports_drift_and_queue(
+    setup: tuple[Flask, PGEvents, Flaky, list[Event]], dsn: str, run_ops: RunOps
+) -> None:
     app, _, _, _ = setup
     execute(dsn, "INSERT INTO item VALUES (1)")
     runner = app.test_cli_runner()
     result = runner.invoke(args=["pgevents", "status"])
     assert result.exit_code == 0, result.output
+    assert "artifact pgevents: version 2 (current)" in result.output
     assert "ok         item: declared insert queue; installed insert queue" in result.output
     assert "pending 1, failed 0" in result.output
     execute(dsn, "ALTER TABLE item DISABLE TRIGGER pgevents_insert")
     result = runner.invoke(args=["pgevents", "status"])
     assert result.exit_code == 1 and "drift      item" in result.output
+    execute(dsn, "ALTER TABLE item ENABLE TRIGGER pgevents_insert")
+    run_ops(lambda op: op.downgrade_pgevents(from_version=2, to_version=1))
+    result = runner.invoke(args=["pgevents", "status"])
+    assert result.exit_code == 1, result.output
+    assert "artifact pgevents: version 1 (this library ships version 2)" in result.output
+    assert "ok         item" in result.output and "out of date: run `flask db migrate`" in result.output
