@@ -8,6 +8,7 @@ longer acknowledge, renew or fail an event another worker has claimed since.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,17 +68,19 @@ class EventQueue:
             WITH claimed AS (
                 SELECT id FROM {s}.event
                  WHERE (available_at IS NULL OR available_at <= clock_timestamp())
-                   AND (schema_name, table_name) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+                   AND (schema_name, table_name) IN
+                       (SELECT * FROM unnest(%(schemas)s::text[], %(tables)s::text[]))
                  ORDER BY id
-                 LIMIT %s
+                 LIMIT %(limit)s
                    FOR UPDATE SKIP LOCKED
             )
             UPDATE {s}.event e
                SET attempts = e.attempts + 1,
-                   available_at = clock_timestamp() + make_interval(secs => %s)
+                   available_at = clock_timestamp() + make_interval(secs => %(lease)s)
              WHERE e.id = ANY(ARRAY(SELECT id FROM claimed))
-            RETURNING e.id, e.op, e.schema_name, e.table_name, e.pk, e.old, e.new, e.changed,
-                      e.txid::text AS txid, e.created_at, e.attempts, e.done
+            RETURNING e.id, e.op, e.schema_name, e.table_name, e.pk::text, e.old::text, e.new::text,
+                      e.changed, e.txid::text AS txid, e.created_at, e.attempts,
+                      NULLIF(e.done, '{{}}')
             """
         ).format(s=s)
         # ``e.id = ANY(ids)`` lets the planner reach the claimed rows through the
@@ -145,12 +148,18 @@ class EventQueue:
         self, conn: Connection, limit: int, lease: float, tables: tuple[list[str], list[str]]
     ) -> list[Claim]:
         """Claim up to ``limit`` available events of ``tables`` (schemas, names), oldest first."""
+        params = {"schemas": tables[0], "tables": tables[1], "limit": limit, "lease": lease}
         # Plain tuples: RealDictCursor builds each row in Python, column by column.
         with conn.cursor() as cur:
-            cur.execute(self._claim, (*tables, limit, lease))
+            cur.execute(self._claim, params)
             rows = cur.fetchall()
         conn.commit()
+        if not rows:
+            return []
         rows.sort(key=lambda row: row[0])
+        # The JSON columns come as text (psycopg2 would call json.loads per
+        # value): one decoder call for all the keys of the batch.
+        pks = json.loads("[" + ",".join([row[4] for row in rows]) + "]")
         return [
             Claim(
                 Event(
@@ -159,16 +168,18 @@ class EventQueue:
                     schema=schema,
                     table=table,
                     pk=pk,
-                    old=old,
-                    new=new,
+                    old=None if old is None else json.loads(old),
+                    new=None if new is None else json.loads(new),
                     changed=None if changed is None else tuple(changed),
                     txid=int(txid),
                     created_at=created_at,
                     attempt=attempts,
                 ),
-                tuple(done),
+                () if done is None else tuple(done),
             )
-            for event_id, op, schema, table, pk, old, new, changed, txid, created_at, attempts, done in rows
+            for (event_id, op, schema, table, _, old, new, changed, txid, created_at, attempts, done), pk in (
+                zip(rows, pks, strict=True)
+            )
         ]
 
     def _for_claims(

@@ -71,7 +71,9 @@ class Worker:
     def connect(self) -> None:
         """Open both connections, LISTEN, and check the artifact is installed."""
         self.close()
-        work = connect(self.dsn, autocommit=False, config=self.config)
+        # Autocommit: every queue operation is a single statement, so it is its
+        # own transaction and needs no BEGIN and COMMIT round trips.
+        work = connect(self.dsn, autocommit=True, config=self.config)
         self._work = work
         with work.cursor() as cur:
             cur.execute(
@@ -266,7 +268,7 @@ class Worker:
                     continue
                 try:
                     if conn is None or conn.closed:
-                        conn = connect(self.dsn, autocommit=False, config=self.config)
+                        conn = connect(self.dsn, autocommit=True, config=self.config)
                     self.queue.extend(conn, keys, self.config.lease)
                 except CONNECTION_ERRORS as exc:
                     log.warning("pgevents: could not renew leases (%s); retrying", exc)
