@@ -2,8 +2,11 @@
 
 Every released version's templates stay in the package unchanged, so a
 migration rendered with version N replays byte-identically after the library
-is upgraded. Tokens in templates look like ``@name@`` and are filled only with
-quoted identifiers or quoted literals from ``identifiers.py``.
+is upgraded. A version's folder holds only the templates that changed (the
+others come from the newest older version that has them), and a line
+``-- #include v1/tables.sql`` pastes in another template. Tokens look like
+``@name@`` and are filled only with quoted identifiers or quoted literals from
+``identifiers.py`` (and ``@or_replace@`` with ``OR REPLACE`` or nothing).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from .errors import UnknownArtifactVersionError
 from .identifiers import (
@@ -22,6 +26,9 @@ from .identifiers import (
     wakeup_channel,
 )
 from .spec import TriggerSpec
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 #: Artifact versions this library ships, oldest first.
 VERSIONS: tuple[int, ...] = (1, 2)
@@ -50,19 +57,21 @@ def check_version(version: object) -> int:
     return version
 
 
+def _sql_file(path: str) -> Traversable:
+    return resources.files(__package__).joinpath("sql", *path.split("/"))
+
+
 @cache
 def _read(path: str) -> str:
     """A template file with its ``-- #include v<N>/<name>.sql`` lines expanded."""
-    text = resources.files(__package__).joinpath("sql", *path.split("/")).read_text(encoding="utf-8")
-    return _INCLUDE.sub(lambda match: _read(match.group(1)), text)
+    return _INCLUDE.sub(lambda match: _read(match.group(1)), _sql_file(path).read_text(encoding="utf-8"))
 
 
 def _template_path(version: int, name: str, *, inherit: bool) -> str:
     """``v<N>/<name>.sql``; with ``inherit``, from the newest version <= N that has one."""
     candidates = [v for v in VERSIONS if v <= check_version(version)] if inherit else [version]
-    for candidate in reversed(candidates):
-        path = f"v{candidate}/{name}.sql"
-        if resources.files(__package__).joinpath("sql", f"v{candidate}", f"{name}.sql").is_file():
+    for path in (f"v{candidate}/{name}.sql" for candidate in reversed(candidates)):
+        if _sql_file(path).is_file():
             return path
     raise UnknownArtifactVersionError(f"pgevents artifact version {version} has no {name}.sql")
 
@@ -105,15 +114,14 @@ def change_version_sql(pgevents_schema: str, from_version: int, to_version: int)
     check_version(from_version)
     check_version(to_version)
     tokens = {**_artifact_tokens(pgevents_schema), "or_replace": "OR REPLACE "}
-    marker = ARTIFACT_MARKER
+
+    def step(version: int, name: str, starts_at: int) -> str:
+        expected = quote_literal(f"{ARTIFACT_MARKER}{starts_at}")
+        return _render(version, name, {**tokens, "expected": expected}, inherit=False)
+
     if from_version < to_version:
-        steps = [(v, "upgrade", v - 1) for v in VERSIONS if from_version < v <= to_version]
-    else:
-        steps = [(v, "downgrade", v) for v in reversed(VERSIONS) if to_version < v <= from_version]
-    return [
-        _render(version, name, {**tokens, "expected": quote_literal(f"{marker}{start}")}, inherit=False)
-        for version, name, start in steps
-    ]
+        return [step(v, "upgrade", v - 1) for v in VERSIONS if from_version < v <= to_version]
+    return [step(v, "downgrade", v) for v in reversed(VERSIONS) if to_version < v <= from_version]
 
 
 def _text_array(values: tuple[str, ...] | None) -> str:
