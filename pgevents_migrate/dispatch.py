@@ -95,9 +95,13 @@ class Dispatcher:
         self._remove_session = remove_session
         self.default_schema = "public"
 
-    def tables(self) -> set[tuple[str, str]]:
-        """``(schema, table)`` of every table some listener wants."""
-        return {(listener.schema or self.default_schema, listener.table) for listener in self.listeners}
+    def tables(self, delivery: str | None = None) -> set[tuple[str, str]]:
+        """``(schema, table)`` of every table some listener (of ``delivery``, if given) wants."""
+        return {
+            (listener.schema or self.default_schema, listener.table)
+            for listener in self.listeners
+            if delivery is None or listener.delivery == delivery
+        }
 
     def run(self, event: Event, done: Iterable[str] = ()) -> Outcome:
         """Call each wanting callback not yet in ``done``; keep going after a failure."""

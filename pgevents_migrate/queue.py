@@ -20,8 +20,14 @@ from psycopg2 import sql
 from .event import Event
 
 Connection = psycopg2.extensions.connection
+Cursor = psycopg2.extensions.cursor
 
 _EVENT_COLUMNS = "id, op, schema_name, table_name, pk, old, new, changed, txid, created_at"
+
+
+def _int_array(values: Iterable[int]) -> str:
+    """A PostgreSQL array literal of integers: ``{1,2,3}``."""
+    return "{" + ",".join(map(str, map(int, values))) + "}"
 
 
 @dataclass(frozen=True)
@@ -144,19 +150,45 @@ class EventQueue:
             " (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)"
         ).format(s=s)
 
-    def claim(
+    def claim_rows(
         self, conn: Connection, limit: int, lease: float, tables: tuple[list[str], list[str]]
-    ) -> list[Claim]:
-        """Claim up to ``limit`` available events of ``tables`` (schemas, names), oldest first."""
-        params = {"schemas": tables[0], "tables": tables[1], "limit": limit, "lease": lease}
+    ) -> list[tuple[Any, ...]]:
+        """Claim up to ``limit`` available events of ``tables`` (schemas, names).
+
+        Returns the rows, oldest first; ``claims_from_rows`` makes claims of them.
+        """
         # Plain tuples: RealDictCursor builds each row in Python, column by column.
         with conn.cursor() as cur:
-            cur.execute(self._claim, params)
+            cur.execute(self.claim_statement(cur, limit, lease, tables))
             rows = cur.fetchall()
         conn.commit()
+        rows.sort(key=lambda row: row[0])
+        return rows
+
+    @staticmethod
+    def claim_keys(rows: Sequence[tuple[Any, ...]]) -> list[tuple[int, int]]:
+        """The ``(id, attempts)`` of the claims in the rows a claim statement returned."""
+        return [(row[0], row[10]) for row in rows]
+
+    def claim_statement(
+        self, cur: Cursor, limit: int, lease: float, tables: tuple[list[str], list[str]]
+    ) -> bytes:
+        """The claim, with its parameters bound (to send along with other statements)."""
+        params = {"schemas": tables[0], "tables": tables[1], "limit": limit, "lease": lease}
+        return cur.mogrify(self._claim, params)
+
+    def acknowledge_statement(self, cur: Cursor, keys: Sequence[tuple[int, int]], keep: bool) -> bytes:
+        """``acknowledge``'s statement, with its parameters bound."""
+        ids, attempts = zip(*keys, strict=True)
+        statement = self._archive if keep else self._delete
+        # Array literals of integers: far cheaper than adapting lists item by item.
+        return cur.mogrify(statement, {"ids": _int_array(ids), "attempts": _int_array(attempts)})
+
+    @staticmethod
+    def claims_from_rows(rows: list[tuple[Any, ...]]) -> list[Claim]:
+        """The claims of the rows a claim statement returned, in their order."""
         if not rows:
             return []
-        rows.sort(key=lambda row: row[0])
         # The JSON columns come as text (psycopg2 would call json.loads per
         # value): one decoder call for all the keys of the batch.
         pks = json.loads("[" + ",".join([row[4] for row in rows]) + "]")

@@ -1,8 +1,13 @@
 """``Worker``: listens, claims and dispatches; reconnects; shuts down gracefully.
 
-Two connections: ``listen`` (autocommit) holds the LISTENs and the sleeper
-flag; ``work`` claims and acknowledges. A heartbeat thread with its own
-connection renews the leases of claimed events while callbacks run.
+Three connections, all autocommit: ``listen`` holds the LISTENs and the
+sleeper flag; ``work`` claims the first batch of a drain and records failures;
+``ahead``, asynchronous, acknowledges handled events and claims the next ones
+in one round trip that the server works on while callbacks run, so that server
+and Python work overlap; a receiver thread holds the claims it returns as soon
+as they arrive. At most ``batch_size`` claims are held at a time. A heartbeat
+thread with its own connection renews the leases of every claim held
+(prefetched ones included) while callbacks run.
 """
 
 from __future__ import annotations
@@ -11,9 +16,13 @@ import logging
 import select
 import threading
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import psycopg2
 import psycopg2.extensions
+import psycopg2.extras
 from psycopg2 import sql
 
 from alembic_ops.artifacts import ARTIFACT_MARKER
@@ -23,16 +32,23 @@ from alembic_ops.identifiers import broadcast_channel, wakeup_channel
 from .config import WorkerConfig
 from .dispatch import Dispatcher
 from .event import Event
-from .queue import Claim, Connection, EventQueue
+from .queue import Claim, Connection, Cursor, EventQueue
 
 log = logging.getLogger("pgevents_migrate")
+
+Key = tuple[int, int]
+Row = tuple[Any, ...]
 
 #: Errors that mean the connection is gone (server restart, terminated backend, network).
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
 
-def connect(dsn: str, *, autocommit: bool, config: WorkerConfig) -> Connection:
-    """A connection that notices a dead peer within about ``poll_interval`` seconds."""
+def connect(dsn: str, *, autocommit: bool, config: WorkerConfig, wait: bool = True) -> Connection:
+    """A connection that notices a dead peer within about ``poll_interval`` seconds.
+
+    ``wait=False``: an asynchronous connection (always autocommit), whose
+    ``execute`` returns at once; ``psycopg2.extras.wait_select`` waits for it.
+    """
     timeout_ms = int(max(config.poll_interval, 1.0) * 2000)
     conn = psycopg2.connect(
         dsn,
@@ -43,8 +59,12 @@ def connect(dsn: str, *, autocommit: bool, config: WorkerConfig) -> Connection:
         keepalives_interval=max(1, int(config.poll_interval / 2)),
         keepalives_count=3,
         tcp_user_timeout=timeout_ms,
+        async_=not wait,
     )
-    conn.autocommit = autocommit
+    if wait:
+        conn.autocommit = autocommit
+    else:
+        psycopg2.extras.wait_select(conn)
     return conn
 
 
@@ -59,9 +79,14 @@ class Worker:
         self.stopping = threading.Event()
         self._listen: Connection | None = None
         self._work: Connection | None = None
-        self._held: dict[tuple[int, int], Claim] = {}
+        self._ahead: Connection | None = None
+        #: The prefetch sent on ``_ahead``: its result, the keys it acknowledges, its limit.
+        self._ahead_job: tuple[Future[list[Row]], list[Key], int] | None = None
+        self._receiver: ThreadPoolExecutor | None = None
+        self._held: set[Key] = set()
         self._held_lock = threading.Lock()
-        self._unacknowledged: list[tuple[int, int]] = []
+        #: Handled, still held, not acknowledged yet (or their acknowledgement failed).
+        self._unacknowledged: list[Key] = []
         self._tables: tuple[list[str], list[str]] = ([], [])
         self._heartbeat: threading.Thread | None = None
         self._last_purge = 0.0
@@ -90,8 +115,9 @@ class Worker:
                 "run `flask db migrate` and `flask db upgrade` first"
             )
         self.dispatcher.default_schema = default_schema
-        tables = sorted(self.dispatcher.tables())
-        self._tables = ([s for s, _ in tables], [t for _, t in tables])
+        tables = self.dispatcher.tables()
+        queued = sorted(self.dispatcher.tables("queue"))
+        self._tables = ([s for s, _ in queued], [t for _, t in queued])
         listen = connect(self.dsn, autocommit=True, config=self.config)
         self._listen = listen
         with listen.cursor() as cur:
@@ -101,10 +127,14 @@ class Worker:
         log.info("pgevents: listening on schema %r for %d table(s)", self.config.schema, len(tables))
 
     def close(self) -> None:
-        for conn in (self._listen, self._work):
+        """Close the connections (no prefetch is in flight here)."""
+        if self._receiver is not None:
+            self._receiver.shutdown()
+            self._receiver = None
+        for conn in (self._listen, self._work, self._ahead):
             if conn is not None and not conn.closed:
                 conn.close()
-        self._listen = self._work = None
+        self._listen = self._work = self._ahead = None
 
     # -- one pass ----------------------------------------------------------
 
@@ -120,6 +150,16 @@ class Worker:
         if handled or timeout <= 0 or self.stopping.is_set():
             return handled
         listen = self._listening()
+        if self._tables[0]:
+            handled = self._sleep(listen, timeout)
+        else:
+            # Broadcasts only: no sleeper flag, so writers do not NOTIFY for nothing.
+            self._wait(listen, timeout)
+        self._purge_if_due()
+        return handled + self._drain_broadcasts() + self._drain_queue()
+
+    def _sleep(self, listen: Connection, timeout: float) -> int:
+        """Set the sleeper flag, then wait for a wake-up unless the queue had events after all."""
         self.queue.sleep(listen)
         try:
             # A writer that committed before the flag was visible did not
@@ -127,10 +167,9 @@ class Worker:
             handled = self._drain_queue()
             if not handled:
                 self._wait(listen, timeout)
+            return handled
         finally:
             self.queue.wake(listen)
-        self._purge_if_due()
-        return handled + self._drain_broadcasts() + self._drain_queue()
 
     def _listening(self) -> Connection:
         assert self._listen is not None
@@ -167,73 +206,157 @@ class Worker:
         return handled
 
     def _drain_queue(self) -> int:
-        handled = 0
+        """Claim and handle events until the queue is drained, claiming ahead meanwhile.
+
+        The whole first batch is claimed at once and handled in two halves.
+        While one half's callbacks run, the ``ahead`` connection acknowledges the
+        half handled before and claims as many events as that freed: never
+        more than ``batch_size`` claims are held, handled or not. On return or
+        error nothing is in flight, no claim is held, and only acknowledgements
+        that failed are left in ``_unacknowledged``.
+        """
         if not self._tables[0]:
             return 0
-        while not self.stopping.is_set():
-            claims = self.queue.claim(
-                self._working(), self.config.batch_size, self.config.lease, self._tables
-            )
-            if not claims:
-                break
-            handled += self._handle(claims)
-            if len(claims) < self.config.batch_size:
-                break
-        return handled
-
-    def _handle(self, claims: list[Claim]) -> int:
-        with self._held_lock:
-            self._held.update((claim.key, claim) for claim in claims)
-        self._ensure_heartbeat()
-        succeeded: list[tuple[int, int]] = []
         handled = 0
         try:
-            for claim in claims:
-                if self.stopping.is_set():
-                    break
-                outcome = self.dispatcher.run(claim.event, claim.done)
-                handled += 1
-                if outcome.error is None:
-                    # Stays held, its lease renewed, until acknowledged below.
-                    succeeded.append(claim.key)
-                    continue
-                if claim.event.attempt >= self.config.max_attempts:
-                    self.queue.bury(self._working(), claim, outcome.error, outcome.done)
-                    log.error(
-                        "pgevents: event %s dead-lettered after %s attempts",
-                        claim.event.id,
-                        claim.event.attempt,
-                    )
-                else:
-                    delay = self.config.backoff(claim.event.attempt)
-                    self.queue.retry_later(self._working(), claim, delay, outcome.error, outcome.done)
-                with self._held_lock:
-                    self._held.pop(claim.key, None)
+            batch = self.config.batch_size
+            rows = self._hold(self.queue.claim_rows(self._working(), batch, self.config.lease, self._tables))
+            more = len(rows) == batch
+            half = (len(rows) + 1) // 2
+            chunks = deque(chunk for chunk in (rows[:half], rows[half:]) if chunk)
+            while chunks and not self.stopping.is_set():
+                if more:
+                    self._prefetch()
+                # Built once the prefetch is on its way: the server works meanwhile.
+                handled += self._handle(self.queue.claims_from_rows(chunks.popleft()))
+                if more and not chunks and self._ahead_job is None:
+                    self._prefetch()  # a batch of one: nothing to overlap with
+                fetched, more = self._collect_prefetch(more)
+                if fetched:
+                    chunks.append(fetched)
         finally:
-            self._unacknowledged.extend(succeeded)
-            try:
-                self._acknowledge_leftovers()
-            finally:
-                # Even when the connection is gone: claims left in _held would
-                # have their leases renewed by the heartbeat for ever.
-                with self._held_lock:
-                    for key in succeeded:
-                        self._held.pop(key, None)
-                self._release_unstarted()
+            self._finish_drain()
         return handled
+
+    def _hold(self, rows: list[Row]) -> list[Row]:
+        """From now on the heartbeat renews the leases of these claims (rows of a claim)."""
+        with self._held_lock:
+            self._held.update(self.queue.claim_keys(rows))
+        return rows
+
+    def _prefetch(self) -> None:
+        """Send, without waiting, the acknowledgement of the handled events and a claim of as many."""
+        with self._held_lock:
+            limit = self.config.batch_size - len(self._held) + len(self._unacknowledged)
+        if limit <= 0 or self.stopping.is_set():
+            return
+        if self._ahead is None or self._ahead.closed:
+            self._ahead = connect(self.dsn, autocommit=True, config=self.config, wait=False)
+        cur = self._ahead.cursor()
+        statement = self.queue.claim_statement(cur, limit, self.config.lease, self._tables)
+        acknowledged, self._unacknowledged = self._unacknowledged, []
+        if acknowledged:
+            # One transaction: the handled events go as the new claims come.
+            keep = self.config.retention > 0
+            statement = self.queue.acknowledge_statement(cur, acknowledged, keep) + b";" + statement
+        try:
+            cur.execute(statement)
+        except BaseException:
+            self._unacknowledged.extend(acknowledged)
+            raise
+        if self._receiver is None:
+            self._receiver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgevents-receiver")
+        self._ahead_job = (self._receiver.submit(self._receive, cur), acknowledged, limit)
+
+    def _receive(self, cur: Cursor) -> list[Row]:
+        """In the receiver thread: read the prefetched claims and hold them as soon as they arrive.
+
+        So their leases are renewed even while a long callback runs.
+        """
+        psycopg2.extras.wait_select(cur.connection)
+        return self._hold(sorted(cur.fetchall(), key=lambda row: row[0]))
+
+    def _collect_prefetch(self, more: bool) -> tuple[list[Row], bool]:
+        """Hold the claims prefetched (their rows); also says whether the queue may have more."""
+        if self._ahead_job is None:
+            return [], more
+        future, acknowledged, limit = self._ahead_job
+        try:
+            rows = future.result()
+        except BaseException:
+            if not future.done():
+                raise  # interrupted while waiting: still in flight
+            self._ahead_job = None
+            # Perhaps not acknowledged: again after the reconnect (a no-op if it was).
+            self._unacknowledged.extend(acknowledged)
+            raise
+        self._ahead_job = None
+        self._unhold(acknowledged)
+        return rows, len(rows) == limit
+
+    def _finish_drain(self) -> None:
+        """Wait for the prefetch, acknowledge what was handled, release every other claim."""
+        try:
+            if self._ahead_job is not None:
+                try:
+                    self._collect_prefetch(False)
+                except CONNECTION_ERRORS:
+                    pass  # an error is already on its way up, or the next pass reconnects
+            self._acknowledge_leftovers()
+        finally:
+            # Even when the connection is gone: claims left in _held would
+            # have their leases renewed by the heartbeat for ever.
+            self._unhold(self._unacknowledged)
+            self._release_unstarted()
+
+    def _handle(self, claims: list[Claim]) -> int:
+        """Run the callbacks of ``claims`` until done or stopping; record failures."""
+        self._ensure_heartbeat()
+        handled = 0
+        for claim in claims:
+            if self.stopping.is_set():
+                break
+            outcome = self.dispatcher.run(claim.event, claim.done)
+            handled += 1
+            if outcome.error is None:
+                # Stays held, its lease renewed, until acknowledged.
+                self._unacknowledged.append(claim.key)
+                continue
+            if claim.event.attempt >= self.config.max_attempts:
+                self.queue.bury(self._working(), claim, outcome.error, outcome.done)
+                log.error(
+                    "pgevents: event %s dead-lettered after %s attempts",
+                    claim.event.id,
+                    claim.event.attempt,
+                )
+            else:
+                delay = self.config.backoff(claim.event.attempt)
+                self.queue.retry_later(self._working(), claim, delay, outcome.error, outcome.done)
+            self._unhold([claim.key])
+        return handled
+
+    def _unhold(self, keys: list[Key]) -> None:
+        with self._held_lock:
+            for key in keys:
+                self._held.discard(key)
 
     def _acknowledge_leftovers(self) -> None:
         """Acknowledge handled events (again after a reconnect if it failed before)."""
         if self._unacknowledged and self._work is not None:
             self.queue.acknowledge(self._work, self._unacknowledged, keep=self.config.retention > 0)
+            self._unhold(self._unacknowledged)
             self._unacknowledged.clear()
 
     def _release_unstarted(self) -> None:
+        """Give back every claim still held: unstarted, or prefetched and never handled."""
         with self._held_lock:
-            unstarted, self._held = list(self._held), {}
-        if unstarted and self._work is not None:
-            released = self.queue.release(self._work, unstarted)
-            log.info("pgevents: released %s claimed events on shutdown", released)
+            unstarted, self._held = list(self._held), set()
+        if not unstarted or self._work is None:
+            return
+        released = self.queue.release(self._work, unstarted)
+        if released:
+            reason = "on shutdown" if self.stopping.is_set() else "after an error in their batch"
+            log.info("pgevents: released %s claimed events %s", released, reason)
 
     def _purge_if_due(self) -> None:
         if self.config.retention <= 0 or time.monotonic() - self._last_purge < self.config.poll_interval * 12:

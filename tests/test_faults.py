@@ -362,6 +362,38 @@ def test_callback_longer_than_the_lease_runs_once(url: URL, dsn: str, workers: W
     assert_drained(dsn)
 
 
+def test_prefetched_claims_keep_their_leases(url: URL, dsn: str, workers: WorkerPool) -> None:
+    """Claims taken ahead wait through a half batch of slow callbacks, leases renewed."""
+    batch = 4
+    worker = workers.start(
+        url,
+        PGEVENTS_LEASE=1,
+        PGEVENTS_TEST_CALLBACK_DELAY=0.6,  # a half batch takes 1.2 s, longer than the lease
+        PGEVENTS_BATCH_SIZE=batch,
+        PGEVENTS_POLL_INTERVAL=0.2,
+    )
+    worker.wait_ready()
+    inserted = insert_users(dsn, 10)
+    lapsed: set[int] = set()
+    most_claimed = 0
+    deadline = time.monotonic() + 60
+    while not (handled_count(dsn) >= len(inserted) and pending(dsn) == 0):
+        assert alive(worker) and time.monotonic() < deadline, worker.describe()
+        claimed = query(
+            dsn, "SELECT id, available_at <= clock_timestamp() FROM pgevents.event WHERE attempts > 0"
+        )
+        lapsed |= {event_id for event_id, expired in claimed if expired}
+        most_claimed = max(most_claimed, len(claimed))
+        time.sleep(0.02)
+    assert worker.terminate_and_wait() == 0
+    assert not lapsed, f"leases of events {sorted(lapsed)} lapsed while the worker held them"
+    assert most_claimed <= batch  # taken ahead, but never more than a batch held
+    rows = handled_rows(dsn)
+    handled = sorted((row_id, attempt) for _, _, row_id, attempt, _ in rows)
+    assert handled == [(i, 1) for i in sorted(inserted)]
+    assert_drained(dsn)
+
+
 def test_worker_started_during_writes_misses_nothing(url: URL, dsn: str, workers: WorkerPool) -> None:
     # A light load, so the worker keeps falling asleep and being woken while
     # writers commit around its LISTEN, backlog scan and sleeper flag.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -176,3 +177,43 @@ def test_runtime_says_when_the_artifact_is_missing(database_url: URL) -> None:
         runtime_app.pgevents.start()
     result = app.test_cli_runner().invoke(args=["pgevents", "run"])
     assert result.exit_code == 1 and "run `flask db migrate` and `flask db upgrade` first" in result.output
+
+
+def test_broadcast_only_worker_waits_without_a_sleeper_row(database_url: URL, dsn: str) -> None:
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url.render_as_string(hide_password=False)
+    db = SQLAlchemy(app)
+    pgevents = PGEvents(app, db)
+    received: list[Event] = []
+
+    class Item(db.Model):  # type: ignore[name-defined,misc]
+        id = sa.Column(sa.Integer, primary_key=True)
+
+    pgevents.listen(Item, "insert", received.append, delivery="broadcast")
+    _install(app, db)
+    worker = pgevents.worker()
+    worker.connect()
+    waiting = threading.Event()
+    wait = worker._wait
+
+    def flagged_wait(*args: Any) -> None:
+        waiting.set()
+        wait(*args)
+
+    worker._wait = flagged_wait  # type: ignore[method-assign]
+    thread = threading.Thread(target=worker.run_once, args=(30.0,), daemon=True)
+    thread.start()
+    try:
+        assert waiting.wait(10)
+        # Nothing asks writers to NOTIFY: their broadcasts need no wake-up.
+        assert fetch(dsn, "SELECT count(*) FROM pgevents.sleeper") == [(0,)]
+        execute(dsn, "INSERT INTO item VALUES (1)")
+        thread.join(10)
+        assert not thread.is_alive()
+        assert [event.pk for event in received] == [{"id": 1}]
+    finally:
+        worker.stop()
+        thread.join(10)
+        worker.close()
+        with app.app_context():
+            db.engine.dispose()
