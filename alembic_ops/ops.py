@@ -30,17 +30,21 @@ from .spec import DEFAULT_EVENT_SCHEMA, EVENTS, TriggerSpec, normalize_columns
 from .statements import execute_all
 
 
-class _ArtifactOp(MigrateOperation):
-    """Base of the ops that install or remove the shared artifact."""
-
-    def __init__(self, schema: str = DEFAULT_EVENT_SCHEMA, version: int = CURRENT_VERSION) -> None:
-        self.schema = check_event_schema(schema)
-        self.version = check_version(version)
+class _PGEventsOp(MigrateOperation):
+    """Ops compare equal when they are of one type with the same arguments."""
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and vars(other) == vars(self)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+class _ArtifactOp(_PGEventsOp):
+    """Base of the ops that install or remove the shared artifact."""
+
+    def __init__(self, schema: str = DEFAULT_EVENT_SCHEMA, version: int = CURRENT_VERSION) -> None:
+        self.schema = check_event_schema(schema)
+        self.version = check_version(version)
 
 
 @Operations.register_operation("install_pgevents")
@@ -79,7 +83,7 @@ class UninstallPGEventsOp(_ArtifactOp):
         return ("uninstall_pgevents", self.schema, self.version)
 
 
-class _VersionChangeOp(MigrateOperation):
+class _VersionChangeOp(_PGEventsOp):
     """Base of the ops that move an installed artifact between versions."""
 
     #: True when ``to_version`` must be newer than ``from_version``.
@@ -95,11 +99,6 @@ class _VersionChangeOp(MigrateOperation):
                 f"{type(self).__name__}: to_version ({to_version}) must be {direction} "
                 f"than from_version ({from_version})"
             )
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and vars(other) == vars(self)
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 @Operations.register_operation("upgrade_pgevents")
@@ -147,7 +146,7 @@ class DowngradePGEventsOp(_VersionChangeOp):
         return ("downgrade_pgevents", self.schema, self.from_version, self.to_version)
 
 
-class _TriggerOp(MigrateOperation):
+class _TriggerOp(_PGEventsOp):
     """Base of the ops that create or drop one table's pgevents triggers."""
 
     def __init__(
@@ -185,11 +184,6 @@ class _TriggerOp(MigrateOperation):
             pgevents_schema=spec.pgevents_schema,
             version=version,
         )
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and vars(other) == vars(self)
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 @Operations.register_operation("create_pgevent_trigger")
