@@ -18,7 +18,7 @@ class WorkerConfig:
     key                           default    meaning
     ============================  =========  ==================================================
     PGEVENTS_SCHEMA               pgevents   schema of the event log and capture function
-    PGEVENTS_BATCH_SIZE           500        events claimed per round trip
+    PGEVENTS_BATCH_SIZE           500        most events held claimed at once (half per round trip)
     PGEVENTS_POLL_INTERVAL        5.0        seconds between polls when no wake-up arrives;
                                              also bounds how long a dead connection goes unseen
     PGEVENTS_LEASE                60.0       seconds a claim lasts; renewed while a callback runs
