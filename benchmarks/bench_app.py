@@ -130,7 +130,7 @@ def install(app: Flask) -> None:
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
 
-    from alembic_ops import declared_specs
+    from alembic_ops import CreatePGEventTriggerOp, declared_specs
 
     db: SQLAlchemy = app.extensions["sqlalchemy"]
     with app.app_context():
@@ -139,14 +139,7 @@ def install(app: Flask) -> None:
             op = Operations(MigrationContext.configure(conn))
             op.install_pgevents()  # type: ignore[attr-defined]
             for spec in declared_specs(db.metadata).values():
-                op.create_pgevent_trigger(  # type: ignore[attr-defined]
-                    spec.table,
-                    schema=spec.schema,
-                    events=spec.events,
-                    columns=spec.columns,
-                    delivery=spec.delivery,
-                    images=spec.images,
-                )
+                op.invoke(CreatePGEventTriggerOp.from_spec(spec))
         db.engine.dispose()
 
 

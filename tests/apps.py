@@ -73,19 +73,12 @@ def install_declared(connection: sa.Connection, metadata: sa.MetaData) -> None:
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
 
-    from alembic_ops import declared_specs
+    from alembic_ops import CreatePGEventTriggerOp, declared_specs
 
     op = Operations(MigrationContext.configure(connection))
     op.install_pgevents()
     for spec in declared_specs(metadata).values():
-        op.create_pgevent_trigger(
-            spec.table,
-            schema=spec.schema,
-            events=spec.events,
-            columns=spec.columns,
-            delivery=spec.delivery,
-            images=spec.images,
-        )
+        op.invoke(CreatePGEventTriggerOp.from_spec(spec))
 
 
 def revisions(migrations: Path) -> list[str]:

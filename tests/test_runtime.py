@@ -45,11 +45,16 @@ def test_queue_events_from_raw_sql_are_delivered_once(app: Flask, dsn: str) -> N
     assert fetch(dsn, "SELECT count(*) FROM pgevents.event") == [(0,)]
 
 
-def test_event_fields(database_url: URL, dsn: str) -> None:
+def _app(database_url: URL) -> tuple[Flask, SQLAlchemy, PGEvents]:
+    """A bare app with Flask-SQLAlchemy and PGEvents, for a test to declare models on."""
     app = Flask(__name__)
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url.render_as_string(hide_password=False)
     db = SQLAlchemy(app)
-    pgevents = PGEvents(app, db)
+    return app, db, PGEvents(app, db)
+
+
+def test_event_fields(database_url: URL, dsn: str) -> None:
+    app, db, pgevents = _app(database_url)
     received: list[Event] = []
 
     class Item(db.Model):  # type: ignore[name-defined,misc]
@@ -86,10 +91,7 @@ def _install(app: Flask, db: SQLAlchemy) -> None:
 
 
 def test_seed_style_callbacks_and_identifier_forms(database_url: URL, dsn: str) -> None:
-    app = Flask(__name__)
-    app.config["SQLALCHEMY_DATABASE_URI"] = database_url.render_as_string(hide_password=False)
-    db = SQLAlchemy(app)
-    pgevents = PGEvents(app, db)
+    app, db, pgevents = _app(database_url)
     calls: list[tuple[Any, ...]] = []
 
     class Item(db.Model):  # type: ignore[name-defined,misc]
@@ -180,10 +182,7 @@ def test_runtime_says_when_the_artifact_is_missing(database_url: URL) -> None:
 
 
 def test_broadcast_only_worker_waits_without_a_sleeper_row(database_url: URL, dsn: str) -> None:
-    app = Flask(__name__)
-    app.config["SQLALCHEMY_DATABASE_URI"] = database_url.render_as_string(hide_password=False)
-    db = SQLAlchemy(app)
-    pgevents = PGEvents(app, db)
+    app, db, pgevents = _app(database_url)
     received: list[Event] = []
 
     class Item(db.Model):  # type: ignore[name-defined,misc]
