@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
 #: Artifact versions this library ships, oldest first.
-VERSIONS: tuple[int, ...] = (1, 2)
+VERSIONS: tuple[int, ...] = (1, 2, 3)
 CURRENT_VERSION: int = VERSIONS[-1]
 
 #: The names of the per-table triggers, one per event.
@@ -45,6 +45,8 @@ _INCLUDE = re.compile(r"^-- #include (v[0-9]+/[a-z_]+\.sql)\n", re.MULTILINE)
 
 #: The comment on the capture function that names the installed version.
 ARTIFACT_MARKER = "pgevents-migrate artifact "
+#: The comment on a capture function generated for one trigger (artifact 3).
+GENERATED_MARKER = "pgevents-migrate capture of "
 
 
 def check_version(version: object) -> int:
@@ -157,6 +159,14 @@ def drop_trigger_sql(spec: TriggerSpec, version: int = CURRENT_VERSION) -> list[
     """Statements that remove ``spec``'s triggers."""
     table = qualified_table(spec.table, spec.schema)
     return [
-        _render(version, "drop_trigger", {"trigger": TRIGGER_NAMES[event], "table": table})
+        _render(
+            version,
+            "drop_trigger",
+            {
+                "trigger": TRIGGER_NAMES[event],
+                "table": table,
+                "schema": quote_identifier(spec.pgevents_schema),
+            },
+        )
         for event in spec.events
     ]

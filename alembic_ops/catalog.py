@@ -1,7 +1,9 @@
 """What pgevents has installed in a database, read in one catalog query.
 
 Ownership is structural: a trigger is ours when it calls a function named
-``capture`` whose comment is ``pgevents-migrate artifact <N>``. Internal,
+``capture`` whose comment is ``pgevents-migrate artifact <N>``, or a capture
+function generated for it in the same schema (comment ``pgevents-migrate
+capture of ...``, artifact 3). Internal,
 partition-clone and foreign triggers are never reported. Nothing here parses
 ``pg_get_triggerdef`` text, so results do not depend on the server version or
 ``search_path``.
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from .artifacts import ARTIFACT_MARKER, TRIGGER_NAMES
+from .artifacts import ARTIFACT_MARKER, GENERATED_MARKER, TRIGGER_NAMES
 from .errors import PGEventsError
 from .spec import EVENTS, TableKey, TriggerSpec
 
@@ -46,7 +48,12 @@ SELECT fn_ns.nspname AS pgevents_schema,
          WHERE i.indrelid = c.oid AND i.indisprimary) AS primary_key
   FROM pg_proc p
   JOIN pg_namespace fn_ns ON fn_ns.oid = p.pronamespace
-  LEFT JOIN pg_trigger t ON t.tgfoid = p.oid AND NOT t.tgisinternal AND t.tgparentid = 0
+  LEFT JOIN pg_trigger t
+         ON (t.tgfoid = p.oid
+             OR t.tgfoid IN (SELECT g.oid FROM pg_proc g
+                              WHERE g.pronamespace = p.pronamespace
+                                AND starts_with(obj_description(g.oid, 'pg_proc'), :generated)))
+        AND NOT t.tgisinternal AND t.tgparentid = 0
   LEFT JOIN pg_class c ON c.oid = t.tgrelid
   LEFT JOIN pg_namespace tbl_ns ON tbl_ns.oid = c.relnamespace
  WHERE p.proname = 'capture'
@@ -54,7 +61,7 @@ SELECT fn_ns.nspname AS pgevents_schema,
    AND starts_with(obj_description(p.oid, 'pg_proc'), :marker)
  ORDER BY 1, 3, 4, 5
 """
-).bindparams(marker=ARTIFACT_MARKER)
+).bindparams(marker=ARTIFACT_MARKER, generated=GENERATED_MARKER)
 
 
 @dataclass(frozen=True)

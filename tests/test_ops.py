@@ -28,6 +28,7 @@ from alembic_ops import (
     UpgradePGEventsOp,
     artifacts,
 )
+from alembic_ops.catalog import read_installed
 from tests.pg import RunOps, events, execute, fetch
 
 STATE_SQL = """
@@ -67,7 +68,7 @@ def test_install_and_uninstall_round_trip(run_ops: RunOps, dsn: str) -> None:
         "pgevents.sleeper",
     }
     assert fetch(dsn, "SELECT obj_description('pgevents.capture()'::regprocedure)") == [
-        ("pgevents-migrate artifact 2",)
+        ("pgevents-migrate artifact 3",)
     ]
     run_ops(lambda op: op.uninstall_pgevents())
     assert fetch(dsn, STATE_SQL) == empty
@@ -138,7 +139,7 @@ def test_reverse_and_diff_tuples() -> None:
     with pytest.raises(ArtifactVersionError, match="must be older"):
         DowngradePGEventsOp(from_version=2, to_version=2)
     with pytest.raises(UnknownArtifactVersionError):
-        UpgradePGEventsOp(from_version=1, to_version=3)
+        UpgradePGEventsOp(from_version=1, to_version=4)
 
 
 def test_offline_sql_is_runnable(dsn: str) -> None:
@@ -190,6 +191,12 @@ RELEASED_SQL = {
     (2, "drop"): "d89258107f357e5937571eb91ccfcbbfbf18b7a0de8978eb1869900148a9093b",
     (2, "upgrade"): "4f63ca62b86be0fa7df889f1b77d8c482e38a250f493a71a6594c63362e8bcc4",
     (2, "downgrade"): "439c9ac8e3c81a514383db0ff1f517820f4ec06b119e0f1b967d4ff20f650402",
+    (3, "install"): "cf11658a55dcce587bbc455c75d2a58ad1a29decd93d4f74087e3cbf49b12c72",
+    (3, "uninstall"): "c1b220f858aea041a3f789d505044a749be7b16455ac88420402640363f5e789",
+    (3, "create"): "5b0bfab2df0b1d35e0df81531a8d4834ad353c83cdc5f0285abece803080295a",
+    (3, "drop"): "51992aa9297c676343aab9a9e65f019333de38fd065a4f1cc1b3ef5421d1e45f",
+    (3, "upgrade"): "77c543e5e036722db8c9405982501d06703160310f16aa034a4148953aa2ee23",
+    (3, "downgrade"): "dc7f6534ce10dd978eb6dddf45a7910e26e71680608987fef64f1092a79f28a2",
 }
 
 
@@ -234,12 +241,97 @@ def test_upgrade_and_downgrade_keep_events_and_triggers(run_ops: RunOps, dsn: st
         ("update", {"id": 1}),
         ("delete", {"id": 1}),
     ]
-    run_ops(lambda op: op.uninstall_pgevents(schema="pgevents_fresh"))
+    run_ops(lambda op: op.uninstall_pgevents(schema="pgevents_fresh", version=2))
 
     run_ops(lambda op: op.downgrade_pgevents(from_version=2, to_version=1))
     assert fetch(dsn, STATE_SQL) == at_v1
     assert len(events(dsn)) == 3
     execute(dsn, "INSERT INTO item VALUES (2, 1)")
+    assert len(events(dsn)) == 4
+
+
+LONG = "x" * 63
+GENERATED_SQL = """
+SELECT c.relname, t.tgname, t.tgfoid::regprocedure::text
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal ORDER BY 1, 2
+"""
+
+
+def test_artifact_3_gives_single_key_triggers_functions_of_their_own(run_ops: RunOps, dsn: str) -> None:
+    execute(
+        dsn,
+        "CREATE SCHEMA other",
+        "CREATE TABLE item (id int PRIMARY KEY, a int)",
+        "CREATE TABLE other.item (id int PRIMARY KEY)",
+        "CREATE TABLE pair (a int, b int, PRIMARY KEY (a, b))",
+        "CREATE TABLE imaged (id int PRIMARY KEY)",
+        f'CREATE TABLE "{LONG}" (id int PRIMARY KEY)',
+    )
+    run_ops(
+        lambda op: (
+            op.install_pgevents(),
+            op.create_pgevent_trigger("item", events=("insert", "update")),
+            op.create_pgevent_trigger("item", schema="other", events="insert", delivery="broadcast"),
+            op.create_pgevent_trigger("pair", events="insert"),
+            op.create_pgevent_trigger("imaged", events="insert", images=True),
+            op.create_pgevent_trigger(LONG, events="insert"),
+        )
+    )
+    assert fetch(dsn, GENERATED_SQL) == [
+        ("imaged", "pgevents_insert", "pgevents.capture()"),
+        ("item", "pgevents_insert", "pgevents.capture_item_insert()"),
+        ("item", "pgevents_insert", "pgevents.capture_item_insert_2()"),
+        ("item", "pgevents_update", "pgevents.capture_item_update()"),
+        ("pair", "pgevents_insert", "pgevents.capture()"),
+        (LONG, "pgevents_insert", f"pgevents.capture_{LONG[:40]}_insert()"),
+    ]
+    assert fetch(dsn, "SELECT obj_description('pgevents.capture_item_insert_2()'::regprocedure)") == [
+        ("pgevents-migrate capture of other.item insert",)
+    ]
+    with pytest.raises(sa.exc.InternalError, match="trigger pgevents_insert on table item depends on"):
+        run_ops(lambda op: op.uninstall_pgevents())
+    run_ops(lambda op: op.drop_pgevent_trigger("item", events="update"))
+    assert "pgevents.capture_item_update()" not in [row[2] for row in fetch(dsn, GENERATED_SQL)]
+    execute(dsn, "DROP TABLE item, pair, imaged, other.item")
+    run_ops(lambda op: (op.drop_pgevent_trigger(LONG, events="insert"), op.uninstall_pgevents()))
+    assert fetch(dsn, STATE_SQL) == []
+
+
+def test_upgrade_to_3_and_back_keeps_events_and_specs(run_ops: RunOps, engine: sa.Engine, dsn: str) -> None:
+    execute(dsn, "CREATE TABLE item (id int PRIMARY KEY, a int)", "CREATE TABLE imaged (id int PRIMARY KEY)")
+    run_ops(
+        lambda op: (
+            op.install_pgevents(version=2),
+            op.create_pgevent_trigger("item", version=2),
+            op.create_pgevent_trigger("imaged", events="insert", images=True, version=2),
+        )
+    )
+    execute(dsn, "INSERT INTO item VALUES (1, 1)")
+    at_v2 = fetch(dsn, STATE_SQL)
+    with engine.connect() as conn:
+        specs_v2 = {key: table.spec() for key, table in read_installed(conn, "public").tables.items()}
+
+    execute(dsn, offline_sql(lambda op: op.upgrade_pgevents(from_version=2, to_version=3)))
+    assert [row[2] for row in fetch(dsn, GENERATED_SQL)] == [
+        "pgevents.capture()",
+        "pgevents.capture_item_delete()",
+        "pgevents.capture_item_insert()",
+        "pgevents.capture_item_update()",
+    ]
+    with engine.connect() as conn:
+        installed = read_installed(conn, "public")
+    assert installed.artifacts == {"pgevents": 3}
+    assert {key: table.spec() for key, table in installed.tables.items()} == specs_v2
+    execute(dsn, "UPDATE item SET a = 2", "DELETE FROM item", "INSERT INTO imaged VALUES (7)")
+    assert [(e["op"], e["pk"]) for e in events(dsn)] == [
+        ("insert", {"id": 1}),
+        ("update", {"id": 1}),
+        ("delete", {"id": 1}),
+        ("insert", {"id": 7}),
+    ]
+
+    run_ops(lambda op: op.downgrade_pgevents(from_version=3, to_version=2))
+    assert fetch(dsn, STATE_SQL) == at_v2
     assert len(events(dsn)) == 4
 
 
@@ -273,13 +365,13 @@ def test_rendered_operations_are_literal_and_import_the_package() -> None:
     )
     assert render_op_text(context, create) == (
         "op.create_pgevent_trigger('Order', schema='Sales', events=('update',), columns=('email',), "
-        "delivery='broadcast', images=True, version=2)"
+        "delivery='broadcast', images=True, version=3)"
     )
     assert render_op_text(context, create.reverse()).startswith("op.drop_pgevent_trigger('Order', ")
-    assert render_op_text(context, InstallPGEventsOp()) == "op.install_pgevents(schema='pgevents', version=2)"
+    assert render_op_text(context, InstallPGEventsOp()) == "op.install_pgevents(schema='pgevents', version=3)"
     assert (
         render_op_text(context, UninstallPGEventsOp())
-        == "op.uninstall_pgevents(schema='pgevents', version=2)"
+        == "op.uninstall_pgevents(schema='pgevents', version=3)"
     )
     upgrade = UpgradePGEventsOp("ev", from_version=1, to_version=2)
     assert (
@@ -322,4 +414,4 @@ def test_package_imports_no_flask() -> None:
     code = "import sys, alembic_ops; print('flask' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-    assert alembic_ops.CURRENT_VERSION == 2
+    assert alembic_ops.CURRENT_VERSION == 3

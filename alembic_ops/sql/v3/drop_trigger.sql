@@ -1,0 +1,2 @@
+DROP TRIGGER @trigger@ ON @table@;
+SELECT @schema@.drop_capture_functions();

@@ -1,0 +1,172 @@
+-- Broadcast payloads and trigger creation, shared by the generated capture
+-- functions, create_triggers.sql and the version changes.
+
+-- Sends a statement's keys (each the text of its jsonb object) to listeners, in
+-- payloads of at most 7500 bytes; nothing is persisted.
+CREATE @or_replace@FUNCTION @schema@.broadcast(op text, table_schema text, table_name text, items text[])
+RETURNS void
+LANGUAGE plpgsql
+AS $pgevents$
+DECLARE
+    header text := '{"op":' || to_json(op)::text
+        || ',"schema":' || to_json(table_schema)::text
+        || ',"table":' || to_json(table_name)::text;
+    budget integer := 7500 - octet_length(header) - octet_length(',"pks":[]}');
+    payload text := array_to_string(items, ',');
+BEGIN
+    IF octet_length(payload) <= budget THEN
+        IF payload <> '' THEN
+            PERFORM pg_notify(@broadcast_channel@, header || ',"pks":[' || payload || ']}');
+        END IF;
+        RETURN;
+    END IF;
+    -- Chunk number = a key's start offset (keys and commas before it) divided
+    -- by a step that leaves room for the longest key: no chunk exceeds budget.
+    PERFORM pg_notify(@broadcast_channel@, header || ',"pks":[' || chunk.keys || ']}')
+       FROM (SELECT string_agg(item, ',' ORDER BY ord) AS keys
+               FROM (SELECT item, ord,
+                            (sum(octet_length(item) + 1) OVER (ORDER BY ord ROWS UNBOUNDED PRECEDING)
+                             - octet_length(item) - 1)
+                            / (budget + 1 - max(octet_length(item)) OVER ()) AS n
+                       FROM unnest(items) WITH ORDINALITY AS u(item, ord)
+                      WHERE octet_length(item) <= budget) numbered
+              GROUP BY n
+              ORDER BY n) chunk;
+    IF EXISTS (SELECT FROM unnest(items) AS u(item) WHERE octet_length(item) > budget) THEN
+        -- A key too large for a payload: tell listeners the table changed.
+        PERFORM pg_notify(@broadcast_channel@, header || ',"pks":null,"overflow":true}');
+    END IF;
+END
+$pgevents$;
+
+-- Creates the trigger pgevents_<event> on target with the given capture
+-- arguments (delivery, 'images' or 'keys', key count, key columns, filter
+-- columns). With specialize, a trigger that carries a single-column key, no
+-- row images and no update filter gets a capture function of its own that
+-- names the key column in static SQL: no row is read as jsonb and nothing is
+-- decided per statement. Every other trigger calls the generic capture().
+CREATE @or_replace@FUNCTION @schema@.create_trigger(
+    target regclass, event text, arguments text[], specialize boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql
+AS $pgevents$
+DECLARE
+    key text := arguments[4];
+    rows_table text := CASE event WHEN 'delete' THEN 'pgevents_old' ELSE 'pgevents_new' END;
+    base text;
+    function_name text := 'capture';
+    suffix integer := 1;
+    body text;
+BEGIN
+    IF specialize AND arguments[2] = 'keys' AND arguments[3] = '1' AND cardinality(arguments) = 4 THEN
+        -- A readable, unused name: capture_<table>_<event>[_<n>].
+        SELECT c.relname INTO base FROM pg_class c WHERE c.oid = target;
+        WHILE octet_length(base) > 40 LOOP
+            base := left(base, -1);
+        END LOOP;
+        base := 'capture_' || base || '_' || event;
+        function_name := base;
+        WHILE to_regprocedure(quote_ident(@schema_name@) || '.' || quote_ident(function_name) || '()') IS NOT NULL LOOP
+            suffix := suffix + 1;
+            function_name := base || '_' || suffix;
+        END LOOP;
+        IF arguments[1] = 'broadcast' THEN
+            body := format($body$BEGIN
+    IF current_setting('pgevents.suppress', true) IN ('on', 'true', '1') THEN
+        RETURN NULL;
+    END IF;
+    PERFORM @schema@.broadcast(%1$L, TG_TABLE_SCHEMA, TG_TABLE_NAME,
+                                ARRAY(SELECT %2$L || to_jsonb(r.%3$I)::text || '}' FROM %4$I r));
+    RETURN NULL;
+END$body$, event, '{' || to_json(key)::text || ': ', key, rows_table);
+        ELSE
+            body := format($body$BEGIN
+    IF current_setting('pgevents.suppress', true) IN ('on', 'true', '1') THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO @schema@.event (op, schema_name, table_name, pk)
+    SELECT %1$L, TG_TABLE_SCHEMA, TG_TABLE_NAME, jsonb_build_object(%2$L, r.%2$I) FROM %3$I r;
+    -- A wake-up only while a listener sleeps. Constant payload: PostgreSQL
+    -- folds repeats into one per transaction.
+    IF FOUND AND EXISTS (SELECT FROM @schema@.sleeper) THEN
+        PERFORM pg_notify(@wakeup_channel@, '');
+    END IF;
+    RETURN NULL;
+END$body$, event, key, rows_table);
+        END IF;
+        EXECUTE 'CREATE FUNCTION @schema@.' || quote_ident(function_name)
+            || '() RETURNS trigger LANGUAGE plpgsql AS ' || quote_literal(body);
+        EXECUTE 'COMMENT ON FUNCTION @schema@.' || quote_ident(function_name) || '() IS '
+            || quote_literal('pgevents-migrate capture of ' || target::text || ' ' || event);
+    END IF;
+    EXECUTE 'CREATE TRIGGER ' || quote_ident('pgevents_' || event)
+        || ' AFTER ' || upper(event) || ' ON ' || target::text
+        || CASE event
+               WHEN 'insert' THEN ' REFERENCING NEW TABLE AS pgevents_new'
+               WHEN 'delete' THEN ' REFERENCING OLD TABLE AS pgevents_old'
+               ELSE ' REFERENCING OLD TABLE AS pgevents_old NEW TABLE AS pgevents_new'
+           END
+        || ' FOR EACH STATEMENT EXECUTE FUNCTION @schema@.' || quote_ident(function_name) || '('
+        || array_to_string(ARRAY(SELECT quote_literal(argument) FROM unnest(arguments) AS argument), ', ')
+        || ')';
+END
+$pgevents$;
+
+-- Drops the generated capture functions that no trigger uses any more (their
+-- trigger was dropped, or their table); with unused_only false, all of them,
+-- failing on the first one a trigger still uses.
+CREATE @or_replace@FUNCTION @schema@.drop_capture_functions(unused_only boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql
+AS $pgevents$
+DECLARE
+    unused regprocedure;
+BEGIN
+    FOR unused IN
+        SELECT p.oid::regprocedure
+          FROM pg_proc p
+         WHERE p.pronamespace = to_regnamespace(quote_ident(@schema_name@))
+           AND starts_with(obj_description(p.oid, 'pg_proc'), 'pgevents-migrate capture of ')
+           AND NOT (unused_only AND EXISTS (SELECT FROM pg_trigger t WHERE t.tgfoid = p.oid))
+    LOOP
+        EXECUTE 'DROP FUNCTION ' || unused::text;
+    END LOOP;
+END
+$pgevents$;
+
+-- Re-creates every pgevents trigger of this schema with its arguments, with
+-- or without capture functions of their own (version changes).
+CREATE @or_replace@FUNCTION @schema@.recreate_triggers(specialize boolean)
+RETURNS void
+LANGUAGE plpgsql
+AS $pgevents$
+DECLARE
+    found record;
+    arguments text[];
+    rest bytea;
+    cut integer;
+BEGIN
+    FOR found IN
+        SELECT t.tgrelid::regclass AS target, t.tgname::text AS name, t.tgargs AS raw
+          FROM pg_trigger t
+          JOIN pg_proc p ON p.oid = t.tgfoid
+         WHERE p.pronamespace = to_regnamespace(quote_ident(@schema_name@))
+           AND ((p.proname = 'capture' AND p.pronargs = 0)
+                OR starts_with(obj_description(p.oid, 'pg_proc'), 'pgevents-migrate capture of '))
+           AND NOT t.tgisinternal AND t.tgparentid = 0
+           AND t.tgname IN ('pgevents_insert', 'pgevents_update', 'pgevents_delete')
+    LOOP
+        -- tgargs: each argument followed by a NUL byte, in the server encoding.
+        arguments := '{}';
+        rest := found.raw;
+        WHILE length(rest) > 0 LOOP
+            cut := position('\x00'::bytea IN rest);
+            arguments := arguments || convert_from(substr(rest, 1, cut - 1), getdatabaseencoding());
+            rest := substr(rest, cut + 1);
+        END LOOP;
+        EXECUTE 'DROP TRIGGER ' || quote_ident(found.name) || ' ON ' || found.target::text;
+        PERFORM @schema@.drop_capture_functions();
+        PERFORM @schema@.create_trigger(found.target, substr(found.name, 10), arguments, specialize);
+    END LOOP;
+END
+$pgevents$;
