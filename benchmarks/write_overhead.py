@@ -11,9 +11,12 @@ Every variant gets its own table of the same shape, in one throwaway database:
 - ``queue, listener sleeping``: the same, with a row in the sleeper table of
   its own event schema, so every writing transaction sends a wake-up NOTIFY;
 - ``broadcast``: ``op.create_pgevent_trigger(table, delivery="broadcast")``;
-- ``queue, artifact 1`` and ``broadcast, artifact 1``: the same two with the
-  previous artifact version (its own event schema), to show what an upgrade
+- ``queue, artifact N`` and ``broadcast, artifact N``: the same two with the
+  previous artifact version N (its own event schema), to show what an upgrade
   changes.
+
+During the 16-writer workload ``wait_events`` samples what the writers wait
+on, so the NOTIFY commit lock shows up by name.
 
 Within each round the variants run back to back for each workload (in reverse
 order every other round), and each ratio divides by the ``none`` time of the
@@ -61,6 +64,16 @@ from alembic_ops import (
     InstallPGEventsOp,
     broadcast_channel,
     wakeup_channel,
+)
+
+from .wait_events import (
+    NOTIFY_WAITS,
+    PGBENCH_APPLICATION_NAME,
+    WAIT_POLL_INTERVAL,
+    Waits,
+    WaitSampler,
+    most_common_cell,
+    notify_cell,
 )
 
 Connection = psycopg2.extensions.connection
@@ -472,6 +485,8 @@ class Bench:
     variants: tuple[Variant, ...]
     workdir: Path
     pgbench: str | None
+    #: What the pgbench backends waited on, per variant key, one entry per sample (round).
+    waits: dict[str, list[Waits]] = field(default_factory=dict)
 
     def reset(self) -> None:
         """Empty every variant table and event log, outside the timed region."""
@@ -575,22 +590,31 @@ def pgbench_command(bench: Bench, script: Path) -> list[str]:
 
 
 def sample_concurrent(bench: Bench, variant: Variant) -> float:
-    """TPS of ``pgbench_clients`` concurrent single-row INSERT transactions."""
+    """TPS of ``pgbench_clients`` concurrent single-row INSERT transactions.
+
+    A ``WaitSampler`` watches the pgbench backends meanwhile; what it saw is
+    appended to ``bench.waits[variant.key]``.
+    """
     bench.reset()
     script = bench.workdir / f"{variant.table}.sql"
     insert = pgsql.SQL("INSERT INTO {} (email, name, n) VALUES ('user@example.com', 'User', :client_id);")
     script.write_text(bench.render(insert.format(pgsql.Identifier(variant.table))) + "\n", encoding="utf-8")
-    env = dict(os.environ)
+    env = dict(os.environ, PGAPPNAME=PGBENCH_APPLICATION_NAME)  # what the sampler looks for
     if bench.url.password:
         env["PGPASSWORD"] = bench.url.password
-    result = subprocess.run(
-        pgbench_command(bench, script),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=bench.sizes.pgbench_seconds + 120,
-        check=False,
-    )
+    sampler = WaitSampler(connect(bench.url))
+    try:
+        result = subprocess.run(
+            pgbench_command(bench, script),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=bench.sizes.pgbench_seconds + 120,
+            check=False,
+        )
+    finally:
+        waits = sampler.stop()
+    bench.waits.setdefault(variant.key, []).append(waits)
     if result.returncode != 0:
         raise RuntimeError(f"pgbench failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return parse_tps(result.stdout)
@@ -613,6 +637,8 @@ class Results:
 
     values: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     ratios: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    #: Wait events of the concurrent workload, per variant key, one per round.
+    waits: dict[str, list[Waits]] = field(default_factory=dict)
 
     def add_round(self, workload: Workload, measured: dict[str, float]) -> None:
         """Record one round of ``workload``; ratios are > 1 when a variant is slower."""
@@ -648,6 +674,7 @@ def run_rounds(bench: Bench, workloads: Sequence[Workload], rounds: int) -> Resu
                 shown = format_value(workload, measured[variant.key])
                 progress(f"round {index + 1}/{rounds}  {workload.label:<22} {variant.label:<26} {shown}")
             results.add_round(workload, measured)
+    results.waits = {key: list(found) for key, found in bench.waits.items()}
     bench.reset()
     return results
 
@@ -739,10 +766,53 @@ def table_rows(results: Results, variants: Sequence[Variant], workloads: Sequenc
     return rows
 
 
+def wait_rows(results: Results, variants: Sequence[Variant]) -> list[str]:
+    """One Markdown row per variant whose concurrent samples were watched."""
+    rows = []
+    for variant in variants:
+        samples = results.waits.get(variant.key)
+        values = results.values.get((CONCURRENT.key, variant.key))
+        if not samples or not values:
+            continue
+        total = Waits.total(samples)
+        cells = [
+            variant.label,
+            format_value(CONCURRENT, statistics.median(values)),
+            notify_cell(samples),
+            most_common_cell(total),
+            str(total.active),
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def render_waits(results: Results, variants: Sequence[Variant]) -> list[str]:
+    """The second table: what the 16 concurrent writers waited on; nothing if none were watched."""
+    rows = wait_rows(results, variants)
+    if not rows:
+        return []
+    notify = ", ".join(f"`{event}`" for event in NOTIFY_WAITS)
+    return [
+        "",
+        f"### {CONCURRENT.label}: where the writers waited",
+        "",
+        f"`pg_stat_activity` polled every {WAIT_POLL_INTERVAL * 1000:.0f} ms during each pgbench run,"
+        " for the active pgbench backends. An active-backend sample is one backend in one poll;"
+        f" NOTIFY lock: {notify} (`Lock:object` is the lock every notifying commit takes in turn);"
+        " NOTIFY share: median over the rounds (min-max); most common wait: over all rounds,"
+        " as a share of all active-backend samples (the rest were on CPU or waited on something else).",
+        "",
+        "| variant | TPS (median) | samples waiting on the NOTIFY lock | most common wait"
+        " | active-backend samples |",
+        "| --- | --- | --- | --- | --- |",
+        *rows,
+    ]
+
+
 def render_report(
     meta: Meta, results: Results, variants: Sequence[Variant], workloads: Sequence[Workload]
 ) -> str:
-    """The Markdown report: how it was measured, then one table."""
+    """The Markdown report: how it was measured, the table, then where the concurrent writers waited."""
     sizes = meta.sizes
     lines = [
         "## pgevents write overhead",
@@ -765,6 +835,7 @@ def render_report(
         "| workload | variant | median | ratio | min | max | target |",
         "| --- | --- | --- | --- | --- | --- | --- |",
         *table_rows(results, variants, workloads),
+        *render_waits(results, variants),
     ]
     if meta.skipped:
         lines.append("")
