@@ -1,12 +1,11 @@
 """What pgevents has installed in a database, read in one catalog query.
 
 Ownership is structural: a trigger is ours when it calls a function named
-``capture`` whose comment is ``pgevents-migrate artifact <N>``, or a capture
-function generated for it in the same schema (comment ``pgevents-migrate
-capture of ...``, artifact 3). Internal,
-partition-clone and foreign triggers are never reported. Nothing here parses
-``pg_get_triggerdef`` text, so results do not depend on the server version or
-``search_path``.
+``capture`` whose comment is ``pgevents-migrate artifact <N>``, or (artifact 3)
+a capture function generated for it in the same schema, whose comment starts
+with ``pgevents-migrate capture of``. Internal, partition-clone and foreign
+triggers are never reported. Nothing here parses ``pg_get_triggerdef`` text, so
+results do not depend on the server version or ``search_path``.
 """
 
 from __future__ import annotations

@@ -397,3 +397,22 @@ def test_broadcast_chunks_keys_under_the_payload_limit(capture: Callable[..., No
     ]
     assert fetch(dsn, "SELECT count(*) FROM pgevents.event") == [(0,)]
     assert fetch(dsn, "SELECT count(*) FROM t") == [(3001,)]
+
+
+def test_broadcast_of_one_statement_with_an_oversized_and_multibyte_keys(
+    capture: Callable[..., None], dsn: str
+) -> None:
+    capture("CREATE TABLE t (code text PRIMARY KEY)", "t", delivery="broadcast")
+    keys = [f"ключ-{i:04d}-" + "é" * (i % 40) for i in range(2000)]
+    listener = Listener(dsn, "pgevents_broadcast")
+    try:
+        execute(
+            dsn, "INSERT INTO t SELECT unnest(%s::text[])", params=([*keys[:1000], "k" * 9000, *keys[1000:]],)
+        )
+        wait_for(lambda: [n for n in listener.poll(0.1) if '"overflow"' in n.payload])
+    finally:
+        listener.close()
+    payloads = [json.loads(n.payload) for n in listener.received]
+    assert max(len(n.payload.encode()) for n in listener.received) <= 7500
+    assert [pk["code"] for p in payloads[:-1] for pk in p["pks"]] == keys  # in statement order
+    assert payloads[-1] == {"op": "insert", "schema": "public", "table": "t", "pks": None, "overflow": True}
