@@ -116,6 +116,39 @@ def test_primary_key_shapes(
     ]
 
 
+@pytest.mark.parametrize(
+    "key_type, value",
+    [
+        ("bigint", "9007199254740993"),
+        ("numeric", "1.50"),
+        ("uuid", "'0b5e7bd2-5a47-4c1c-9a3f-2f1ad1d0c6a1'"),
+        ("text", "'a \"quoted\", é \\ key'"),
+        ("timestamptz", "'2026-11-29 12:00:00.5+00'"),
+        ("double precision", "1e300"),
+    ],
+)
+def test_broadcast_and_queue_give_the_same_key_values(
+    run_ops: RunOps, dsn: str, key_type: str, value: str
+) -> None:
+    """Generated functions write queue keys as jsonb and broadcast keys as JSON text: same values."""
+    execute(dsn, f"CREATE TABLE q (k {key_type} PRIMARY KEY)", f"CREATE TABLE b (k {key_type} PRIMARY KEY)")
+    run_ops(
+        lambda op: (
+            op.install_pgevents(),
+            op.create_pgevent_trigger("q", events="insert"),
+            op.create_pgevent_trigger("b", events="insert", delivery="broadcast"),
+        )
+    )
+    listener = Listener(dsn, "pgevents_broadcast")
+    try:
+        execute(dsn, f"INSERT INTO q VALUES ({value})", f"INSERT INTO b VALUES ({value})")
+        (notify,) = wait_for(lambda: listener.poll(0.1) and listener.received)
+    finally:
+        listener.close()
+    (queued,) = events(dsn)
+    assert json.loads(notify.payload)["pks"] == [queued["pk"]]
+
+
 def test_images_and_changed_columns(capture: Callable[..., None], dsn: str) -> None:
     capture("CREATE TABLE t (id int PRIMARY KEY, a int, b text)", "t", images=True)
     execute(dsn, "INSERT INTO t VALUES (1, 10, 'x')")

@@ -191,11 +191,11 @@ RELEASED_SQL = {
     (2, "drop"): "d89258107f357e5937571eb91ccfcbbfbf18b7a0de8978eb1869900148a9093b",
     (2, "upgrade"): "4f63ca62b86be0fa7df889f1b77d8c482e38a250f493a71a6594c63362e8bcc4",
     (2, "downgrade"): "439c9ac8e3c81a514383db0ff1f517820f4ec06b119e0f1b967d4ff20f650402",
-    (3, "install"): "7409c007c045eff15bc749526337a893f8c7fd392fe171b1959114c0d35bf081",
+    (3, "install"): "e94d1d95f0303c7ff4e8d705b8fe9d27b4366e6f2c217f9e04c4da4537e9da36",
     (3, "uninstall"): "c1b220f858aea041a3f789d505044a749be7b16455ac88420402640363f5e789",
     (3, "create"): "5b0bfab2df0b1d35e0df81531a8d4834ad353c83cdc5f0285abece803080295a",
     (3, "drop"): "51992aa9297c676343aab9a9e65f019333de38fd065a4f1cc1b3ef5421d1e45f",
-    (3, "upgrade"): "2d1bab7d0d261453ad053ff825c5166807026cafff426d4290ac877cc506642c",
+    (3, "upgrade"): "002ddd51d31138265950658ee271b41ddb38673da04e87b20807579e4fca1df4",
     (3, "downgrade"): "dc7f6534ce10dd978eb6dddf45a7910e26e71680608987fef64f1092a79f28a2",
 }
 
@@ -298,12 +298,20 @@ def test_artifact_3_gives_single_key_triggers_functions_of_their_own(run_ops: Ru
 
 
 def test_upgrade_to_3_and_back_keeps_events_and_specs(run_ops: RunOps, engine: sa.Engine, dsn: str) -> None:
-    execute(dsn, "CREATE TABLE item (id int PRIMARY KEY, a int)", "CREATE TABLE imaged (id int PRIMARY KEY)")
+    odd = 'it\'s é,\\ "x"'  # arguments must survive the re-creation byte for byte
+    quoted = '"' + odd.replace('"', '""') + '"'
+    execute(
+        dsn,
+        "CREATE TABLE item (id int PRIMARY KEY, a int)",
+        "CREATE TABLE imaged (id int PRIMARY KEY)",
+        f'CREATE TABLE "ключ" ({quoted} int PRIMARY KEY)',
+    )
     run_ops(
         lambda op: (
             op.install_pgevents(version=2),
             op.create_pgevent_trigger("item", version=2),
             op.create_pgevent_trigger("imaged", events="insert", images=True, version=2),
+            op.create_pgevent_trigger("ключ", events=("insert", "update"), columns=[odd], version=2),
         )
     )
     execute(dsn, "INSERT INTO item VALUES (1, 1)")
@@ -317,22 +325,42 @@ def test_upgrade_to_3_and_back_keeps_events_and_specs(run_ops: RunOps, engine: s
         "pgevents.capture_item_delete()",
         "pgevents.capture_item_insert()",
         "pgevents.capture_item_update()",
+        'pgevents."capture_ключ_insert"()',
+        "pgevents.capture()",
     ]
     with engine.connect() as conn:
         installed = read_installed(conn, "public")
     assert installed.artifacts == {"pgevents": 3}
     assert {key: table.spec() for key, table in installed.tables.items()} == specs_v2
-    execute(dsn, "UPDATE item SET a = 2", "DELETE FROM item", "INSERT INTO imaged VALUES (7)")
+    execute(
+        dsn,
+        "UPDATE item SET a = 2",
+        "DELETE FROM item",
+        "INSERT INTO imaged VALUES (7)",
+        'INSERT INTO "ключ" VALUES (8)',
+    )
     assert [(e["op"], e["pk"]) for e in events(dsn)] == [
         ("insert", {"id": 1}),
         ("update", {"id": 1}),
         ("delete", {"id": 1}),
         ("insert", {"id": 7}),
+        ("insert", {odd: 8}),
     ]
 
     run_ops(lambda op: op.downgrade_pgevents(from_version=3, to_version=2))
     assert fetch(dsn, STATE_SQL) == at_v2
-    assert len(events(dsn)) == 4
+    assert len(events(dsn)) == 5
+
+
+def test_upgrade_to_3_leaves_a_drifted_key_on_the_generic_function(run_ops: RunOps, dsn: str) -> None:
+    """A key renamed under artifact 2 must not start failing writes when the upgrade runs."""
+    execute(dsn, "CREATE TABLE item (id int PRIMARY KEY)")
+    run_ops(lambda op: (op.install_pgevents(version=2), op.create_pgevent_trigger("item", version=2)))
+    execute(dsn, "ALTER TABLE item RENAME COLUMN id TO ident")
+    run_ops(lambda op: op.upgrade_pgevents(from_version=2, to_version=3))
+    assert {row[2] for row in fetch(dsn, GENERATED_SQL)} == {"pgevents.capture()"}
+    execute(dsn, "INSERT INTO item VALUES (1)")
+    assert [e["pk"] for e in events(dsn)] == [{"id": None}]
 
 
 def test_version_change_refuses_a_database_at_another_version(run_ops: RunOps, dsn: str) -> None:

@@ -1,7 +1,7 @@
 -- Broadcast payloads and trigger creation, shared by the generated capture
 -- functions, create_triggers.sql and the version changes.
 
--- Sends a statement's keys (each the text of its jsonb object) to listeners, in
+-- Sends a statement's keys (each a JSON object, as text) to listeners, in
 -- payloads of at most 7500 bytes; nothing is persisted.
 CREATE @or_replace@FUNCTION @schema@.broadcast(op text, table_schema text, table_name text, items text[])
 RETURNS void
@@ -49,10 +49,11 @@ $pgevents$;
 
 -- Creates the trigger pgevents_<event> on target with the given capture
 -- arguments (delivery, 'images' or 'keys', key count, key columns, filter
--- columns). With specialize, a trigger that carries a single-column key, no
--- row images and no update filter gets a capture function of its own that
--- names the key column in static SQL: no row is read as jsonb and nothing is
--- decided per statement. Every other trigger calls the generic capture().
+-- columns). With specialize, a trigger that carries a single-column key (one
+-- the table still has), no row images and no update filter gets a capture
+-- function of its own that names the key column in static SQL: no row is read
+-- as jsonb and nothing is decided per statement. Every other trigger calls
+-- the generic capture().
 CREATE @or_replace@FUNCTION @schema@.create_trigger(
     target regclass, event text, arguments text[], specialize boolean DEFAULT true)
 RETURNS void
@@ -65,8 +66,15 @@ DECLARE
     function_name text := 'capture';
     suffix integer := 1;
     body text;
+    key_type regtype;
 BEGIN
-    IF specialize AND arguments[2] = 'keys' AND arguments[3] = '1' AND cardinality(arguments) = 4 THEN
+    -- A key column renamed since (drift, under an older artifact) keeps the
+    -- generic function, which records its value as null instead of failing.
+    SELECT a.atttypid INTO key_type
+      FROM pg_attribute a
+     WHERE a.attrelid = target AND a.attname = key AND a.attnum > 0 AND NOT a.attisdropped;
+    IF specialize AND arguments[2] = 'keys' AND arguments[3] = '1' AND cardinality(arguments) = 4
+       AND key_type IS NOT NULL THEN
         -- A readable, unused name: capture_<table>_<event>[_<n>].
         SELECT c.relname INTO base FROM pg_class c WHERE c.oid = target;
         WHILE octet_length(base) > 40 LOOP
@@ -79,14 +87,20 @@ BEGIN
             function_name := base || '_' || suffix;
         END LOOP;
         IF arguments[1] = 'broadcast' THEN
+            -- Integer, text and uuid keys go through to_json: the same text as
+            -- to_jsonb without building jsonb (which turns integers into
+            -- numeric first), a third cheaper per row. Other types (floats
+            -- print differently) keep to_jsonb.
             body := format($body$BEGIN
     IF current_setting('pgevents.suppress', true) IN ('on', 'true', '1') THEN
         RETURN NULL;
     END IF;
     PERFORM @schema@.broadcast(%1$L, TG_TABLE_SCHEMA, TG_TABLE_NAME,
-                                ARRAY(SELECT %2$L || to_jsonb(r.%3$I)::text || '}' FROM %4$I r));
+                                ARRAY(SELECT %2$L || %5$s(r.%3$I)::text || '}' FROM %4$I r));
     RETURN NULL;
-END$body$, event, '{' || to_json(key)::text || ': ', key, rows_table);
+END$body$, event, '{' || to_json(key)::text || ': ', key, rows_table,
+               CASE WHEN key_type IN ('int2', 'int4', 'int8', 'text', 'varchar', 'uuid')
+                    THEN 'to_json' ELSE 'to_jsonb' END);
         ELSE
             body := format($body$BEGIN
     IF current_setting('pgevents.suppress', true) IN ('on', 'true', '1') THEN
@@ -149,12 +163,12 @@ RETURNS void
 LANGUAGE plpgsql
 AS $pgevents$
 DECLARE
-    found record;
+    existing record;
     arguments text[];
     rest bytea;
     cut integer;
 BEGIN
-    FOR found IN
+    FOR existing IN
         SELECT t.tgrelid::regclass AS target, t.tgname::text AS name, t.tgargs AS raw
           FROM pg_trigger t
           JOIN pg_proc p ON p.oid = t.tgfoid
@@ -166,15 +180,15 @@ BEGIN
     LOOP
         -- tgargs: each argument followed by a NUL byte, in the server encoding.
         arguments := '{}';
-        rest := found.raw;
+        rest := existing.raw;
         WHILE length(rest) > 0 LOOP
-            cut := position('\x00'::bytea IN rest);
+            cut := position(decode('00', 'hex') IN rest);
             arguments := arguments || convert_from(substr(rest, 1, cut - 1), getdatabaseencoding());
             rest := substr(rest, cut + 1);
         END LOOP;
-        EXECUTE 'DROP TRIGGER ' || quote_ident(found.name) || ' ON ' || found.target::text;
+        EXECUTE 'DROP TRIGGER ' || quote_ident(existing.name) || ' ON ' || existing.target::text;
         PERFORM @schema@.drop_capture_functions();
-        PERFORM @schema@.create_trigger(found.target, substr(found.name, 10), arguments, specialize);
+        PERFORM @schema@.create_trigger(existing.target, substr(existing.name, 10), arguments, specialize);
     END LOOP;
 END
 $pgevents$;
