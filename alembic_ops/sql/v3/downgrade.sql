@@ -3,8 +3,5 @@
 -- #include v2/expect.sql
 SELECT @schema@.recreate_triggers(false);
 SELECT @schema@.drop_capture_functions();
-DROP FUNCTION @schema@.recreate_triggers(boolean);
-DROP FUNCTION @schema@.drop_capture_functions(boolean);
-DROP FUNCTION @schema@.create_trigger(regclass, text, text[], boolean);
-DROP FUNCTION @schema@.broadcast(text, text, text, text[]);
+-- #include v3/drop_trigger_functions.sql
 COMMENT ON FUNCTION @schema@.capture() IS 'pgevents-migrate artifact 2';
