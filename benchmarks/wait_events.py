@@ -41,35 +41,28 @@ WAITS_QUERY = (
 class Waits:
     """What active pgbench backends were waiting on, over the polls of one sample."""
 
-    polls: int = 0
     #: Active-backend samples: one per active pgbench backend per poll.
     active: int = 0
-    #: Of those, the ones waiting on the NOTIFY lock (``NOTIFY_WAITS``).
-    notify: int = 0
     #: Wait events (``type:event``) of the active-backend samples that were waiting.
     events: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def add(self, waiting: Sequence[str | None]) -> None:
         """Count one poll: the wait event of each active backend (None: not waiting)."""
-        self.polls += 1
         self.active += len(waiting)
-        events = [event for event in waiting if event is not None]
-        self.notify += sum(event in NOTIFY_WAITS for event in events)
-        self.events.update(events)
+        self.events.update(event for event in waiting if event is not None)
 
     @property
     def notify_share(self) -> float | None:
         """The share of active-backend samples waiting on the NOTIFY lock; None without samples."""
-        return self.notify / self.active if self.active else None
+        notify = sum(self.events[event] for event in NOTIFY_WAITS)
+        return notify / self.active if self.active else None
 
     @classmethod
     def total(cls, samples: Sequence[Waits]) -> Waits:
         """All of ``samples`` counted together."""
         total = cls()
         for waits in samples:
-            total.polls += waits.polls
             total.active += waits.active
-            total.notify += waits.notify
             total.events.update(waits.events)
         return total
 
