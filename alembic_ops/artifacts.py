@@ -4,7 +4,9 @@ Every released version's templates stay in the package unchanged, so a
 migration rendered with version N replays byte-identically after the library
 is upgraded. A version's folder holds only the templates that changed (the
 others come from the newest older version that has them), and a line
-``-- #include v1/tables.sql`` pastes in another template. Tokens look like
+``-- #include v1/tables.sql`` pastes in another template; without a version
+folder (``-- #include wakeup_check.sql``) the template comes from the version
+being built, the same way (for a downgrade, the version it goes back to). Tokens look like
 ``@name@`` and are filled only with quoted identifiers or quoted literals from
 ``identifiers.py`` (and ``@or_replace@`` with ``OR REPLACE`` or nothing).
 """
@@ -23,6 +25,7 @@ from .identifiers import (
     qualified_table,
     quote_identifier,
     quote_literal,
+    sleeping_sequence,
     wakeup_channel,
 )
 from .spec import TriggerSpec
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
 #: Artifact versions this library ships, oldest first.
-VERSIONS: tuple[int, ...] = (1, 2, 3)
+VERSIONS: tuple[int, ...] = (1, 2, 3, 4)
 CURRENT_VERSION: int = VERSIONS[-1]
 
 #: The names of the per-table triggers, one per event.
@@ -41,7 +44,7 @@ TRIGGER_NAMES: dict[str, str] = {
     "delete": "pgevents_delete",
 }
 _TOKEN = re.compile(r"@([a-z_]+)@")
-_INCLUDE = re.compile(r"^-- #include (v[0-9]+/[a-z_]+\.sql)\n", re.MULTILINE)
+_INCLUDE = re.compile(r"^-- #include ((?:v[0-9]+/)?[a-z_]+)\.sql\n", re.MULTILINE)
 
 #: The comment on the capture function that names the installed version.
 ARTIFACT_MARKER = "pgevents-migrate artifact "
@@ -63,12 +66,6 @@ def _sql_file(path: str) -> Traversable:
     return resources.files(__package__).joinpath("sql", *path.split("/"))
 
 
-@cache
-def _read(path: str) -> str:
-    """A template file with its ``-- #include v<N>/<name>.sql`` lines expanded."""
-    return _INCLUDE.sub(lambda match: _read(match.group(1)), _sql_file(path).read_text(encoding="utf-8"))
-
-
 def _template_path(version: int, name: str, *, inherit: bool) -> str:
     """``v<N>/<name>.sql``; with ``inherit``, from the newest version <= N that has one."""
     candidates = [v for v in VERSIONS if v <= check_version(version)] if inherit else [version]
@@ -78,11 +75,24 @@ def _template_path(version: int, name: str, *, inherit: bool) -> str:
     raise UnknownArtifactVersionError(f"pgevents artifact version {version} has no {name}.sql")
 
 
-def _render(version: int, name: str, tokens: dict[str, str], *, inherit: bool = True) -> str:
+@cache
+def _read(path: str, built: int) -> str:
+    """A template file with its include lines expanded for version ``built``."""
+
+    def include(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return _read(f"{name}.sql" if "/" in name else _template_path(built, name, inherit=True), built)
+
+    return _INCLUDE.sub(include, _sql_file(path).read_text(encoding="utf-8"))
+
+
+def _render(
+    version: int, name: str, tokens: dict[str, str], *, inherit: bool = True, built: int | None = None
+) -> str:
     def fill(match: re.Match[str]) -> str:
         return tokens[match.group(1)]
 
-    text = _read(_template_path(version, name, inherit=inherit))
+    text = _read(_template_path(version, name, inherit=inherit), version if built is None else built)
     # Alembic adds the statement terminator itself.
     return _TOKEN.sub(fill, text).strip().removesuffix(";")
 
@@ -91,6 +101,7 @@ def _artifact_tokens(pgevents_schema: str) -> dict[str, str]:
     return {
         "schema": quote_identifier(check_event_schema(pgevents_schema)),
         "schema_name": quote_literal(pgevents_schema),
+        "sleeping": quote_literal(sleeping_sequence(pgevents_schema)),
         "wakeup_channel": quote_literal(wakeup_channel(pgevents_schema)),
         "broadcast_channel": quote_literal(broadcast_channel(pgevents_schema)),
     }
@@ -117,13 +128,13 @@ def change_version_sql(pgevents_schema: str, from_version: int, to_version: int)
     check_version(to_version)
     tokens = {**_artifact_tokens(pgevents_schema), "or_replace": "OR REPLACE "}
 
-    def step(version: int, name: str, starts_at: int) -> str:
+    def step(version: int, name: str, starts_at: int, built: int) -> str:
         expected = quote_literal(f"{ARTIFACT_MARKER}{starts_at}")
-        return _render(version, name, {**tokens, "expected": expected}, inherit=False)
+        return _render(version, name, {**tokens, "expected": expected}, inherit=False, built=built)
 
     if from_version < to_version:
-        return [step(v, "upgrade", v - 1) for v in VERSIONS if from_version < v <= to_version]
-    return [step(v, "downgrade", v) for v in reversed(VERSIONS) if to_version < v <= from_version]
+        return [step(v, "upgrade", v - 1, v) for v in VERSIONS if from_version < v <= to_version]
+    return [step(v, "downgrade", v, v - 1) for v in reversed(VERSIONS) if to_version < v <= from_version]
 
 
 def _text_array(values: tuple[str, ...] | None) -> str:

@@ -92,6 +92,11 @@ def wakeup_channel(event_schema: str) -> str:
     return check_event_schema(event_schema)
 
 
+def sleeping_sequence(event_schema: str) -> str:
+    """The quoted name of the sequence that flags a sleeping listener (artifact 4 on)."""
+    return quote_identifier(check_event_schema(event_schema)) + ".sleeping"
+
+
 def broadcast_channel(event_schema: str) -> str:
     """The channel that carries broadcast (notify-only) events."""
     return check_event_schema(event_schema) + _BROADCAST_SUFFIX

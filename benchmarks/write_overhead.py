@@ -65,6 +65,7 @@ from alembic_ops import (
     broadcast_channel,
     wakeup_channel,
 )
+from pgevents_migrate.queue import EventQueue
 
 from .wait_events import (
     NOTIFY_WAITS,
@@ -285,8 +286,8 @@ def find_pgbench() -> str | None:
 class Listener:
     """A connection that LISTENs on every channel the variants use and drains them.
 
-    It also registers itself in the sleeper table of ``sleeping_schema``, as a
-    queue listener does before it waits, so that variant's writers send wake-ups.
+    It also registers itself as a sleeper of ``sleeping_schema``, as a queue
+    listener does before it waits, so that variant's writers send wake-ups.
     A thread keeps reading, so notifications never pile up in the server.
     """
 
@@ -294,12 +295,7 @@ class Listener:
         self._conn = connect(url)
         for channel in channels:
             execute(self._conn, pgsql.SQL("LISTEN {}").format(pgsql.Identifier(channel)))
-        execute(
-            self._conn,
-            pgsql.SQL("INSERT INTO {} (backend_pid) VALUES (pg_backend_pid())").format(
-                pgsql.Identifier(sleeping_schema, "sleeper")
-            ),
-        )
+        EventQueue(sleeping_schema).sleep(self._conn)
         self._counts: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         self._stop = threading.Event()

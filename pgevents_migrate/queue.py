@@ -17,6 +17,8 @@ from typing import Any
 import psycopg2.extensions
 from psycopg2 import sql
 
+from alembic_ops.identifiers import sleeping_sequence
+
 from .event import Event
 
 Connection = psycopg2.extensions.connection
@@ -141,14 +143,23 @@ class EventQueue:
             "SELECT (SELECT count(*) FROM {s}.event), (SELECT count(*) FROM {s}.dead_letter),"
             " (SELECT min(created_at) FROM {s}.event), pg_notification_queue_usage()"
         ).format(s=s)
-        self._sleep = sql.SQL(
-            "INSERT INTO {s}.sleeper (backend_pid) VALUES (pg_backend_pid()) ON CONFLICT DO NOTHING"
-        ).format(s=s)
-        self._wake = sql.SQL("DELETE FROM {s}.sleeper WHERE backend_pid = pg_backend_pid()").format(s=s)
-        self._forget_stale = sql.SQL(
-            "DELETE FROM {s}.sleeper WHERE backend_pid NOT IN"
-            " (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)"
-        ).format(s=s)
+        # Each change of the sleeper rows also sets the flag sequence (artifact
+        # 4 on) from them, in one implicit transaction under a lock that
+        # serializes the changes: every statement of it sees the ones before.
+        self._sleeper_changes = {
+            change: sql.SQL(
+                "LOCK TABLE {s}.sleeper IN SHARE ROW EXCLUSIVE MODE; " + statement + "; SELECT"
+                " setval(flag, (EXISTS (SELECT FROM {s}.sleeper))::integer)"
+                " FROM to_regclass(%s) AS flag WHERE flag IS NOT NULL"
+            ).format(s=s)
+            for change, statement in {
+                "sleep": "INSERT INTO {s}.sleeper (backend_pid) VALUES (pg_backend_pid())"
+                " ON CONFLICT DO NOTHING",
+                "wake": "DELETE FROM {s}.sleeper WHERE backend_pid = pg_backend_pid()",
+                "forget_stale": "DELETE FROM {s}.sleeper WHERE backend_pid NOT IN"
+                " (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)",
+            }.items()
+        }
 
     def claim_rows(
         self, conn: Connection, limit: int, lease: float, tables: tuple[list[str], list[str]]
@@ -291,15 +302,16 @@ class EventQueue:
 
     def sleep(self, conn: Connection) -> None:
         """Ask writers to NOTIFY: this connection is about to wait (autocommit)."""
-        with conn.cursor() as cur:
-            cur.execute(self._sleep)
+        self._change_sleepers(conn, "sleep")
 
     def wake(self, conn: Connection) -> None:
         """Stop asking writers to NOTIFY for this connection (autocommit)."""
-        with conn.cursor() as cur:
-            cur.execute(self._wake)
+        self._change_sleepers(conn, "wake")
 
     def forget_stale_sleepers(self, conn: Connection) -> None:
-        """Drop sleeper rows of connections that no longer exist."""
+        """Drop sleeper rows of connections that no longer exist (and a flag a crash left set)."""
+        self._change_sleepers(conn, "forget_stale")
+
+    def _change_sleepers(self, conn: Connection, change: str) -> None:
         with conn.cursor() as cur:
-            cur.execute(self._forget_stale)
+            cur.execute(self._sleeper_changes[change], (sleeping_sequence(self.schema),))

@@ -78,7 +78,7 @@ def test_new_table_and_listener_in_one_revision(database_url: URL, migrations: P
     assert "import alembic_ops" in text
     assert body.index("op.create_table('user'") < body.index("op.install_pgevents(")
     assert body.index("op.install_pgevents(") < body.index("op.create_pgevent_trigger(")
-    assert "op.create_pgevent_trigger('user', events=('insert',), version=3)" in body
+    assert "op.create_pgevent_trigger('user', events=('insert',), version=4)" in body
     execute(dsn, """INSERT INTO "user" (email) VALUES ('a@x')""")
     assert [(e["op"], e["pk"]) for e in events(dsn)] == [("insert", {"id": 1})]
 
@@ -96,30 +96,30 @@ def test_listener_added_changed_removed_and_downgraded(database_url: URL, migrat
         (
             users(on_user("insert")),
             [
-                "op.install_pgevents(schema='pgevents', version=3)",
-                "op.create_pgevent_trigger('user', events=('insert',), version=3)",
+                "op.install_pgevents(schema='pgevents', version=4)",
+                "op.create_pgevent_trigger('user', events=('insert',), version=4)",
             ],
         ),
         (
             users(on_user("insert", "update", columns=["email"])),
             [
-                "op.drop_pgevent_trigger('user', events=('insert',), version=3)",
+                "op.drop_pgevent_trigger('user', events=('insert',), version=4)",
                 "op.create_pgevent_trigger('user', events=('insert', 'update'), columns=('email',), "
-                "version=3)",
+                "version=4)",
             ],
         ),
         (
             users(on_user("update", "delete", images=True)),
             [
-                "op.drop_pgevent_trigger('user', events=('insert', 'update'), columns=('email',), version=3)",
-                "op.create_pgevent_trigger('user', events=('update', 'delete'), images=True, version=3)",
+                "op.drop_pgevent_trigger('user', events=('insert', 'update'), columns=('email',), version=4)",
+                "op.create_pgevent_trigger('user', events=('update', 'delete'), images=True, version=4)",
             ],
         ),
         (
             users(),
             [
-                "op.drop_pgevent_trigger('user', events=('update', 'delete'), images=True, version=3)",
-                "op.uninstall_pgevents(schema='pgevents', version=3)",
+                "op.drop_pgevent_trigger('user', events=('update', 'delete'), images=True, version=4)",
+                "op.uninstall_pgevents(schema='pgevents', version=4)",
             ],
         ),
     ]
@@ -153,7 +153,7 @@ def test_dropping_a_model_drops_its_trigger_first(database_url: URL, migrations:
     step(database_url, migrations, both, "both")
     with_note = fetch(dsn, CATALOG_SQL)
     body = upgrade_body(step(database_url, migrations, users(on_user("insert")), "drop note"))
-    assert body.index("op.drop_pgevent_trigger('note', events=('delete',), version=3)") < body.index(
+    assert body.index("op.drop_pgevent_trigger('note', events=('delete',), version=4)") < body.index(
         "op.drop_table('note')"
     )
     assert "uninstall_pgevents" not in body  # user still listens
@@ -179,10 +179,10 @@ def test_mixed_case_schemas_and_same_table_name_twice(database_url: URL, migrati
         pgevents.listen(ArchivedOrder, ["insert", "delete"], lambda event: None, delivery="broadcast")
 
     body = upgrade_body(step(database_url, migrations, define, "orders", include_schemas=True))
-    assert "op.create_pgevent_trigger('Order', schema='Billing', events=('insert',), version=3)" in body
+    assert "op.create_pgevent_trigger('Order', schema='Billing', events=('insert',), version=4)" in body
     assert (
         "op.create_pgevent_trigger('Order', schema='archive', events=('insert', 'delete'), "
-        "delivery='broadcast', version=3)"
+        "delivery='broadcast', version=4)"
     ) in body
     # include_schemas=True must not make Alembic want to drop the event log tables.
     assert "pgevents" not in body.split("op.install_pgevents", 1)[0]
@@ -281,7 +281,7 @@ def test_an_older_installed_artifact_gets_an_upgrade_revision(
     flask_db(app, "init")
     flask_db(app, "migrate", "-m", "users, as an artifact-1 release wrote it")
     (first,) = (migrations / "versions").glob("*.py")
-    first.write_text(first.read_text().replace("version=3)", "version=1)"))
+    first.write_text(first.read_text().replace("version=4)", "version=1)"))
     flask_db(app, "upgrade")
     at_v1 = fetch(dsn, CATALOG_SQL)
     assert fetch(dsn, "SELECT obj_description('pgevents.capture()'::regprocedure)") == [
@@ -290,15 +290,15 @@ def test_an_older_installed_artifact_gets_an_upgrade_revision(
     result = flask_db(app, "check", expect_exit=1)
     assert "upgrade_pgevents" in result.output
 
-    text = migrate_and_upgrade(app, migrations, "pgevents artifact 3")
+    text = migrate_and_upgrade(app, migrations, "pgevents artifact 4")
     assert pgevent_lines(upgrade_body(text)) == [
-        "op.upgrade_pgevents(schema='pgevents', from_version=1, to_version=3)"
+        "op.upgrade_pgevents(schema='pgevents', from_version=1, to_version=4)"
     ]
     assert pgevent_lines(text.split("def downgrade", 1)[1]) == [
-        "op.downgrade_pgevents(schema='pgevents', from_version=3, to_version=1)"
+        "op.downgrade_pgevents(schema='pgevents', from_version=4, to_version=1)"
     ]
     assert fetch(dsn, "SELECT obj_description('pgevents.capture()'::regprocedure)") == [
-        ("pgevents-migrate artifact 3",)
+        ("pgevents-migrate artifact 4",)
     ]
     assert fetch(dsn, TRIGGERS_SQL) and [r for r in fetch(dsn, CATALOG_SQL) if r[0] == "trigger"] == [
         r for r in at_v1 if r[0] == "trigger"

@@ -154,12 +154,12 @@ def test_excluded_table_gets_no_ops_and_keeps_its_triggers(
     listeners = (note_listens("delete"), on("user", "insert"))
     app = make_app(database_url, migrations, with_note(mapped=mapped, listeners=listeners), **exclude_note)
     body = upgrade_body(migrate_and_upgrade(app, migrations, "user listens"))
-    assert pgevent_ops(body) == ["op.create_pgevent_trigger('user', events=('insert',), version=3)"]
+    assert pgevent_ops(body) == ["op.create_pgevent_trigger('user', events=('insert',), version=4)"]
 
     # No listeners left: only user's trigger goes; note's stays, and so does the artifact it uses.
     app = make_app(database_url, migrations, with_note(mapped=mapped), **exclude_note)
     body = upgrade_body(migrate_and_upgrade(app, migrations, "nobody listens"))
-    assert pgevent_ops(body) == ["op.drop_pgevent_trigger('user', events=('insert',), version=3)"]
+    assert pgevent_ops(body) == ["op.drop_pgevent_trigger('user', events=('insert',), version=4)"]
     assert [row for row in fetch(dsn, TRIGGERS_SQL) if row[1] == "note"] == note_triggers
     assert [row for row in fetch(dsn, TRIGGERS_SQL) if row[1] == "user"] == []
     execute(dsn, "INSERT INTO note VALUES (1)", 'INSERT INTO "user" (id) VALUES (1)')
@@ -211,8 +211,8 @@ def test_multiple_binds_get_their_own_ops_and_artifacts(
     assert "op.create_table('user'" in main_body and pgevent_ops(main_body) == []
     assert "op.create_table('audit'" in other_body
     assert pgevent_ops(other_body) == [
-        "op.install_pgevents(schema='pgevents', version=3)",
-        "op.create_pgevent_trigger('audit', events=('insert', 'delete'), version=3)",
+        "op.install_pgevents(schema='pgevents', version=4)",
+        "op.create_pgevent_trigger('audit', events=('insert', 'delete'), version=4)",
     ]
     assert other_body.index("op.create_table('audit'") < other_body.index("op.install_pgevents(")
     assert fetch(dsn, ARTIFACT_SQL) == [] and fetch(dsn, TRIGGERS_SQL) == []
@@ -227,8 +227,8 @@ def test_multiple_binds_get_their_own_ops_and_artifacts(
     app = make_app(database_url, migrations, two_binds(user_listens=True), binds=binds)
     second = migrate_and_upgrade(app, migrations, "user listens")
     assert pgevent_ops(upgrade_body(second, "")) == [
-        "op.install_pgevents(schema='pgevents', version=3)",
-        "op.create_pgevent_trigger('user', events=('update',), version=3)",
+        "op.install_pgevents(schema='pgevents', version=4)",
+        "op.create_pgevent_trigger('user', events=('update',), version=4)",
     ]
     assert pgevent_ops(upgrade_body(second, "other")) == []
     assert [row[1:3] for row in fetch(dsn, TRIGGERS_SQL)] == [("user", "pgevents_update")]
@@ -275,10 +275,10 @@ def test_string_targets_and_track_produce_trigger_ops(
     body = upgrade_body(migrate_and_upgrade(app, migrations, "string targets"))
     assert "drop_table" not in body
     assert pgevent_ops(body) == [
-        "op.install_pgevents(schema='pgevents', version=3)",
-        "op.create_pgevent_trigger('ledger', events=('insert', 'delete'), delivery='broadcast', version=3)",
-        "op.create_pgevent_trigger('user', events=('delete',), version=3)",
-        "op.create_pgevent_trigger('audit_log', schema='legacy', events=('insert',), version=3)",
+        "op.install_pgevents(schema='pgevents', version=4)",
+        "op.create_pgevent_trigger('ledger', events=('insert', 'delete'), delivery='broadcast', version=4)",
+        "op.create_pgevent_trigger('user', events=('delete',), version=4)",
+        "op.create_pgevent_trigger('audit_log', schema='legacy', events=('insert',), version=4)",
     ]
     assert body.index("op.create_table('user'") < body.index("op.create_pgevent_trigger('user'")
     assert [listener.table for listener in declared[-1].listeners] == ["audit_log"]  # track(): no callback
@@ -306,9 +306,9 @@ def test_string_targets_and_track_produce_trigger_ops(
     app = make_app(database_url, migrations, changed, **options)
     body = upgrade_body(migrate_and_upgrade(app, migrations, "changed"))
     assert pgevent_ops(body) == [
-        "op.drop_pgevent_trigger('user', events=('delete',), version=3)",
-        "op.drop_pgevent_trigger('audit_log', schema='legacy', events=('insert',), version=3)",
-        "op.create_pgevent_trigger('audit_log', schema='legacy', events=('insert', 'update'), version=3)",
+        "op.drop_pgevent_trigger('user', events=('delete',), version=4)",
+        "op.drop_pgevent_trigger('audit_log', schema='legacy', events=('insert',), version=4)",
+        "op.create_pgevent_trigger('audit_log', schema='legacy', events=('insert', 'update'), version=4)",
     ]
     assert [row[:3] for row in fetch(dsn, TRIGGERS_SQL)] == [
         ("legacy", "audit_log", "pgevents_insert"),
@@ -340,7 +340,7 @@ def test_check_prints_the_drift(database_url: URL, migrations: Path) -> None:
     output = flask_db(app, "check", expect_exit=1).output
     error = next(line for line in output.splitlines() if "Error:" in line)
     assert "('remove_pgevent_trigger', TriggerSpec(table='user'" in error
-    assert "('uninstall_pgevents', 'pgevents', 3)" in error
+    assert "('uninstall_pgevents', 'pgevents', 4)" in error
 
 
 # -- (e) bad declarations ----------------------------------------------------------------------

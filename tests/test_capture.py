@@ -10,6 +10,7 @@ from typing import Any
 import psycopg2
 import pytest
 
+from pgevents_migrate.queue import EventQueue
 from tests.pg import Listener, RunOps, events, execute, fetch, wait_for
 
 
@@ -391,8 +392,9 @@ def test_queue_wakes_a_listener_only_while_one_sleeps(capture: Callable[..., Non
     try:
         execute(dsn, "INSERT INTO t VALUES (1)")
         assert _wakeups(listener, expect_any=False) == 0  # nobody sleeps: no NOTIFY
-        with listener.conn.cursor() as cur:
-            cur.execute("INSERT INTO pgevents.sleeper (backend_pid) VALUES (pg_backend_pid())")
+        queue = EventQueue("pgevents")
+        queue.sleep(listener.conn)  # what a worker does before it waits
+        assert fetch(dsn, "SELECT last_value FROM pgevents.sleeping") == [(1,)]
         with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
             cur.execute("INSERT INTO t SELECT generate_series(2, 1001)")
             cur.execute("INSERT INTO t VALUES (2000)")
@@ -400,6 +402,10 @@ def test_queue_wakes_a_listener_only_while_one_sleeps(capture: Callable[..., Non
         # One wake-up for the whole transaction, whatever its size.
         assert _wakeups(listener, expect_any=True) == 1
         assert [n.payload for n in listener.received] == [""]
+        queue.wake(listener.conn)
+        assert fetch(dsn, "SELECT last_value FROM pgevents.sleeping") == [(0,)]
+        execute(dsn, "INSERT INTO t VALUES (3000)")
+        assert _wakeups(listener, expect_any=False) == 1  # awake again: no new NOTIFY
     finally:
         listener.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from alembic_ops import (
     artifacts,
 )
 from alembic_ops.catalog import read_installed
+from pgevents_migrate.queue import EventQueue
 from tests.pg import RunOps, events, execute, fetch
 
 STATE_SQL = """
@@ -68,7 +70,7 @@ def test_install_and_uninstall_round_trip(run_ops: RunOps, dsn: str) -> None:
         "pgevents.sleeper",
     }
     assert fetch(dsn, "SELECT obj_description('pgevents.capture()'::regprocedure)") == [
-        ("pgevents-migrate artifact 3",)
+        ("pgevents-migrate artifact 4",)
     ]
     run_ops(lambda op: op.uninstall_pgevents())
     assert fetch(dsn, STATE_SQL) == empty
@@ -139,7 +141,7 @@ def test_reverse_and_diff_tuples() -> None:
     with pytest.raises(ArtifactVersionError, match="must be older"):
         DowngradePGEventsOp(from_version=2, to_version=2)
     with pytest.raises(UnknownArtifactVersionError):
-        UpgradePGEventsOp(from_version=1, to_version=4)
+        UpgradePGEventsOp(from_version=1, to_version=alembic_ops.CURRENT_VERSION + 1)
 
 
 def test_offline_sql_is_runnable(dsn: str) -> None:
@@ -197,6 +199,12 @@ RELEASED_SQL = {
     (3, "drop"): "51992aa9297c676343aab9a9e65f019333de38fd065a4f1cc1b3ef5421d1e45f",
     (3, "upgrade"): "002ddd51d31138265950658ee271b41ddb38673da04e87b20807579e4fca1df4",
     (3, "downgrade"): "dc7f6534ce10dd978eb6dddf45a7910e26e71680608987fef64f1092a79f28a2",
+    (4, "install"): "e19e1eecb4e4b8f7dbc0d0800abd72b6d98b7394dbe03827bc26794fb7dc66f5",
+    (4, "uninstall"): "09d1d6a1eb18db58226093653958f966b849fbd3e4ef32691556c039cd3869b9",
+    (4, "create"): "5b0bfab2df0b1d35e0df81531a8d4834ad353c83cdc5f0285abece803080295a",
+    (4, "drop"): "51992aa9297c676343aab9a9e65f019333de38fd065a4f1cc1b3ef5421d1e45f",
+    (4, "upgrade"): "1e1eaacf2946923741774a67209b8512133ed6cf52cda2a74120e8321790faa2",
+    (4, "downgrade"): "79645d5c6f203ea555d768973129469049c44f4fae7b78570d1e2ca23c13ac77",
 }
 
 
@@ -363,6 +371,61 @@ def test_upgrade_to_3_leaves_a_drifted_key_on_the_generic_function(run_ops: RunO
     assert [e["pk"] for e in events(dsn)] == [{"id": None}]
 
 
+SOURCES_SQL = """
+SELECT t.tgrelid::regclass::text, t.tgname, p.prosrc
+  FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE NOT t.tgisinternal ORDER BY 1, 2
+"""
+NOT_NULL_SQL = """
+SELECT attrelid::regclass::text, attname FROM pg_attribute
+ WHERE attrelid::regclass::text LIKE '%.event' AND attnum > 0 AND attnotnull ORDER BY 1, attnum
+"""
+
+
+def test_upgrade_to_4_and_back(run_ops: RunOps, dsn: str) -> None:
+    """Generated functions read the flag sequence; event rows skip NOT NULL checks; all of it undone."""
+    execute(
+        dsn,
+        "CREATE TABLE item (id int PRIMARY KEY, a int)",
+        "CREATE TABLE pair (a int, b int, PRIMARY KEY (a, b))",
+    )
+    run_ops(
+        lambda op: (
+            op.install_pgevents(version=3),
+            op.create_pgevent_trigger("item", version=3),
+            op.create_pgevent_trigger("pair", events="insert", version=3),
+        )
+    )
+    execute(dsn, "INSERT INTO item VALUES (1, 1)")
+    at_v3 = fetch(dsn, STATE_SQL), fetch(dsn, SOURCES_SQL), fetch(dsn, NOT_NULL_SQL)
+
+    run_ops(lambda op: op.upgrade_pgevents(from_version=3, to_version=4))
+    sources = {(table, trigger): source for table, trigger, source in fetch(dsn, SOURCES_SQL)}
+    for event in ("insert", "update", "delete"):
+        assert "pg_sequence_last_value('pgevents.sleeping') > 0" in sources["item", f"pgevents_{event}"]
+    assert "FROM pgevents.sleeper" in sources["pair", "pgevents_insert"]  # the generic capture()
+    # The same catalog as a fresh install of version 4.
+    run_ops(lambda op: op.install_pgevents(schema="pgevents_fresh", version=4))
+    assert fetch(dsn, NOT_NULL_SQL) == [("pgevents.event", "id"), ("pgevents_fresh.event", "id")]
+    assert fetch(dsn, "SELECT last_value, is_called FROM pgevents.sleeping") == [(0, True)]
+    execute(dsn, "UPDATE item SET a = 2", "DELETE FROM item", "INSERT INTO pair VALUES (1, 2)")
+    assert [(e["op"], e["pk"]) for e in events(dsn)] == [
+        ("insert", {"id": 1}),
+        ("update", {"id": 1}),
+        ("delete", {"id": 1}),
+        ("insert", {"a": 1, "b": 2}),
+    ]
+    run_ops(lambda op: op.uninstall_pgevents(schema="pgevents_fresh"))
+
+    run_ops(lambda op: op.downgrade_pgevents(from_version=4, to_version=3))
+    assert (fetch(dsn, STATE_SQL), fetch(dsn, SOURCES_SQL), fetch(dsn, NOT_NULL_SQL)) == at_v3
+    assert len(events(dsn)) == 4
+    # Workers of this release still sleep on artifact 3: only the row, no flag.
+    with contextlib.closing(psycopg2.connect(dsn)) as conn:
+        conn.autocommit = True
+        EventQueue("pgevents").sleep(conn)
+        assert fetch(dsn, "SELECT count(*) FROM pgevents.sleeper") == [(1,)]
+
+
 def test_version_change_refuses_a_database_at_another_version(run_ops: RunOps, dsn: str) -> None:
     run_ops(lambda op: op.install_pgevents(version=2))
     before = fetch(dsn, STATE_SQL)
@@ -393,13 +456,13 @@ def test_rendered_operations_are_literal_and_import_the_package() -> None:
     )
     assert render_op_text(context, create) == (
         "op.create_pgevent_trigger('Order', schema='Sales', events=('update',), columns=('email',), "
-        "delivery='broadcast', images=True, version=3)"
+        "delivery='broadcast', images=True, version=4)"
     )
     assert render_op_text(context, create.reverse()).startswith("op.drop_pgevent_trigger('Order', ")
-    assert render_op_text(context, InstallPGEventsOp()) == "op.install_pgevents(schema='pgevents', version=3)"
+    assert render_op_text(context, InstallPGEventsOp()) == "op.install_pgevents(schema='pgevents', version=4)"
     assert (
         render_op_text(context, UninstallPGEventsOp())
-        == "op.uninstall_pgevents(schema='pgevents', version=3)"
+        == "op.uninstall_pgevents(schema='pgevents', version=4)"
     )
     upgrade = UpgradePGEventsOp("ev", from_version=1, to_version=2)
     assert (
@@ -442,4 +505,4 @@ def test_package_imports_no_flask() -> None:
     code = "import sys, alembic_ops; print('flask' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-    assert alembic_ops.CURRENT_VERSION == 3
+    assert alembic_ops.CURRENT_VERSION == 4

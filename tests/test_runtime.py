@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg2
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -13,6 +14,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import URL
 
 from pgevents_migrate import Event, PGEvents
+from pgevents_migrate.queue import EventQueue
 from tests import runtime_app
 from tests.apps import install_declared
 from tests.pg import execute, fetch, wait_for
@@ -156,6 +158,37 @@ def test_background_worker_receives_broadcast_and_queue_events(app: Flask, dsn: 
     assert sorted(pk["label"] for _, pk, _ in handled(dsn, "on_tag")) == ["x", "y"]
     runtime_app.pgevents.stop(10)
     assert fetch(dsn, "SELECT count(*) FROM pgevents.sleeper") == [(0,)]
+    assert fetch(dsn, FLAG_SQL) == [(0,)]
+
+
+FLAG_SQL = "SELECT last_value FROM pgevents.sleeping"
+
+
+def test_sleeper_flag_follows_every_sleeper(app: Flask, dsn: str) -> None:
+    """Two listeners sleep and wake in turn; a flag a crash left set is reset."""
+    queue = EventQueue("pgevents")
+    first, second = (psycopg2.connect(dsn) for _ in range(2))
+    try:
+        for conn in (first, second):
+            conn.autocommit = True
+            queue.sleep(conn)
+        assert fetch(dsn, FLAG_SQL) == [(1,)]
+        queue.wake(first)
+        assert fetch(dsn, FLAG_SQL) == [(1,)]  # the second still sleeps
+        queue.wake(second)
+        assert fetch(dsn, FLAG_SQL) == [(0,)]
+        # A worker that died asleep: its row and the flag stay until the next start.
+        queue.sleep(second)
+        second.close()
+        gone = "SELECT count(*) FROM pg_stat_activity a JOIN pgevents.sleeper s ON s.backend_pid = a.pid"
+        wait_for(lambda: fetch(dsn, gone) == [(0,)])
+        assert fetch(dsn, FLAG_SQL) == [(1,)]
+        queue.forget_stale_sleepers(first)
+        assert fetch(dsn, "SELECT count(*) FROM pgevents.sleeper") == [(0,)]
+        assert fetch(dsn, FLAG_SQL) == [(0,)]
+    finally:
+        first.close()
+        second.close()
 
 
 def test_idle_worker_is_woken_by_notify_not_by_poll(database_url: URL, dsn: str) -> None:
@@ -166,6 +199,7 @@ def test_idle_worker_is_woken_by_notify_not_by_poll(database_url: URL, dsn: str)
     try:
         runtime_app.pgevents.start()
         wait_for(lambda: fetch(dsn, "SELECT count(*) FROM pgevents.sleeper") == [(1,)])
+        assert fetch(dsn, FLAG_SQL) == [(1,)]
         execute(dsn, """INSERT INTO "user" (email) VALUES ('a')""")
         # Far sooner than the 60 s poll: the writer saw the sleeper and NOTIFYed.
         wait_for(lambda: handled(dsn), timeout=10)

@@ -3,8 +3,8 @@
 ``flask db init`` and ``flask db migrate`` wrote the first revision when this
 module declared only ``customer`` and ``order_line``; the second revision came
 from the module as it is now (``billing.invoice`` and the listeners added),
-and the third and fourth are what ``flask db migrate`` wrote after the library
-moved to artifact versions 2 and 3 (``op.upgrade_pgevents``). The files are
+and the later ones are what ``flask db migrate`` wrote after the library
+moved to artifact versions 2, 3 and 4 (``op.upgrade_pgevents``). The files are
 committed as generated.
 
 Alembic does not create schemas: like a DBA-provisioned database, the

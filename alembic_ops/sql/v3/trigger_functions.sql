@@ -110,7 +110,7 @@ END$body$, event, '{' || to_json(key)::text || ': ', key, rows_table,
     SELECT %1$L, TG_TABLE_SCHEMA, TG_TABLE_NAME, jsonb_build_object(%2$L, r.%2$I) FROM %3$I r;
     -- A wake-up only while a listener sleeps. Constant payload: PostgreSQL
     -- folds repeats into one per transaction.
-    IF FOUND AND EXISTS (SELECT FROM @schema@.sleeper) THEN
+-- #include wakeup_check.sql
         PERFORM pg_notify(@wakeup_channel@, '');
     END IF;
     RETURN NULL;

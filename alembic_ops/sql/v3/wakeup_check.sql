@@ -1,0 +1,1 @@
+    IF FOUND AND EXISTS (SELECT FROM @schema@.sleeper) THEN

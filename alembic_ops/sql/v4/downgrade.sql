@@ -1,0 +1,16 @@
+-- pgevents-migrate artifact 4 -> 3: generated capture functions go back to
+-- scanning sleeper, event gets its NOT NULL checks back, the flag goes.
+-- #include v2/expect.sql
+-- #include v3/trigger_functions.sql
+SELECT @schema@.recreate_triggers(true);
+ALTER TABLE @schema@.event
+    ALTER COLUMN op SET NOT NULL,
+    ALTER COLUMN schema_name SET NOT NULL,
+    ALTER COLUMN table_name SET NOT NULL,
+    ALTER COLUMN pk SET NOT NULL,
+    ALTER COLUMN txid SET NOT NULL,
+    ALTER COLUMN created_at SET NOT NULL,
+    ALTER COLUMN attempts SET NOT NULL,
+    ALTER COLUMN done SET NOT NULL;
+DROP SEQUENCE @schema@.sleeping;
+COMMENT ON FUNCTION @schema@.capture() IS 'pgevents-migrate artifact 3';

@@ -1,0 +1,1 @@
+    IF FOUND AND pg_sequence_last_value(@sleeping@) > 0 THEN
