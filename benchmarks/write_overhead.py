@@ -18,10 +18,10 @@ Every variant gets its own table of the same shape, in one throwaway database:
 During the 16-writer workload ``wait_events`` samples what the writers wait
 on, so the NOTIFY commit lock shows up by name.
 
-Within each round the variants run back to back for each workload (in reverse
-order every other round), and each ratio divides by the ``none`` time of the
-same round, so drift on a shared machine mostly cancels out. Run
-``python -m benchmarks --help`` for the options.
+Within a sample the variants take turns statement by statement (pgbench: run
+by run), and each ratio divides by the ``none`` time of the same sample, so a
+slow spell of a shared machine (a stalled disk flush) slows every variant
+alike. Run ``python -m benchmarks --help`` for the options.
 """
 
 from __future__ import annotations
@@ -104,12 +104,13 @@ class Sizes:
     single_rows: int = 1000
     statements: int = 20
     rows_per_statement: int = 1000
-    pgbench_seconds: int = 10
+    pgbench_seconds: int = 2
+    pgbench_runs: int = 5
     pgbench_clients: int = 16
     pgbench_threads: int = 2
 
 
-QUICK = Sizes(single_rows=50, statements=2, pgbench_seconds=1)
+QUICK = Sizes(single_rows=50, statements=2, pgbench_seconds=1, pgbench_runs=1)
 
 
 @dataclass(frozen=True)
@@ -510,46 +511,71 @@ def batch_statement(table: str) -> pgsql.Composed:
     ).format(pgsql.Identifier(table))
 
 
-def timed_statements(bench: Bench, statement: str, params: Sequence[Sequence[Any] | None]) -> float:
-    """Seconds taken to run ``statement`` once per item of ``params``, each in its own transaction."""
+def in_turn(variants: Sequence[Variant], index: int) -> list[Variant]:
+    """``variants`` starting from the ``index``-th (modulo), so no variant always goes first."""
+    shift = index % len(variants)
+    return [*variants[shift:], *variants[:shift]]
+
+
+def timed_in_turn(
+    bench: Bench,
+    variants: Sequence[Variant],
+    statement: Callable[[Variant], pgsql.Composable],
+    params: Sequence[Sequence[Any] | None],
+) -> dict[str, float]:
+    """Seconds each variant took to run its statement once per item of ``params`` (autocommit).
+
+    The variants take turns statement by statement, so a slow spell of the
+    machine (a stalled disk flush, another tenant) slows every variant alike.
+    """
+    rendered = {variant.key: bench.render(statement(variant)) for variant in variants}
+    spent = dict.fromkeys(rendered, 0.0)
     with bench.conn.cursor() as cur:
-        start = time.perf_counter()
-        for values in params:
-            cur.execute(statement, values)
-        return time.perf_counter() - start
+        for index, values in enumerate(params):
+            for variant in in_turn(variants, index):
+                start = time.perf_counter()
+                cur.execute(rendered[variant.key], values)
+                spent[variant.key] += time.perf_counter() - start
+    return spent
 
 
-def sample_single(bench: Bench, variant: Variant) -> float:
+def sample_single(bench: Bench, variants: Sequence[Variant]) -> dict[str, float]:
     """Seconds for ``single_rows`` single-row autocommit INSERTs."""
     bench.reset()
-    statement = bench.render(insert_statement(variant.table))
     params = [(f"user{i}@example.com", f"User {i}", i) for i in range(bench.sizes.single_rows)]
-    return timed_statements(bench, statement, params)
+    return timed_in_turn(bench, variants, lambda variant: insert_statement(variant.table), params)
 
 
-def sample_batch(bench: Bench, variant: Variant) -> float:
+def sample_batch(bench: Bench, variants: Sequence[Variant]) -> dict[str, float]:
     """Seconds for ``statements`` INSERT statements of ``rows_per_statement`` rows each."""
     bench.reset()
-    statement = bench.render(batch_statement(variant.table))
-    return timed_statements(bench, statement, [(bench.sizes.rows_per_statement,)] * bench.sizes.statements)
+    params = [(bench.sizes.rows_per_statement,)] * bench.sizes.statements
+    return timed_in_turn(bench, variants, lambda variant: batch_statement(variant.table), params)
 
 
-def seed(bench: Bench, variant: Variant) -> None:
-    """Fill ``variant``'s table with ``rows_per_statement`` rows and VACUUM it (capture suppressed)."""
+def seed(bench: Bench, variants: Sequence[Variant]) -> None:
+    """Fill each variant's table with ``rows_per_statement`` rows and VACUUM it (capture suppressed)."""
     bench.reset()
     with bench.conn.cursor() as cur:
         cur.execute("BEGIN")
         cur.execute("SET LOCAL pgevents.suppress = on")
-        cur.execute(batch_statement(variant.table), (bench.sizes.rows_per_statement,))
+        for variant in variants:
+            cur.execute(batch_statement(variant.table), (bench.sizes.rows_per_statement,))
         cur.execute("COMMIT")
-        cur.execute(pgsql.SQL("VACUUM (ANALYZE) {}").format(pgsql.Identifier(variant.table)))
+        for variant in variants:
+            cur.execute(pgsql.SQL("VACUUM (ANALYZE) {}").format(pgsql.Identifier(variant.table)))
 
 
-def sample_update(bench: Bench, variant: Variant) -> float:
+def sample_update(bench: Bench, variants: Sequence[Variant]) -> dict[str, float]:
     """Seconds for ``statements`` UPDATEs of every row of a ``rows_per_statement``-row table."""
-    seed(bench, variant)
-    statement = bench.render(pgsql.SQL("UPDATE {} SET n = n + 1").format(pgsql.Identifier(variant.table)))
-    return timed_statements(bench, statement, [None] * bench.sizes.statements)
+    seed(bench, variants)
+    params = [None] * bench.sizes.statements
+    return timed_in_turn(
+        bench,
+        variants,
+        lambda variant: pgsql.SQL("UPDATE {} SET n = n + 1").format(pgsql.Identifier(variant.table)),
+        params,
+    )
 
 
 _TPS = re.compile(
@@ -585,13 +611,8 @@ def pgbench_command(bench: Bench, script: Path) -> list[str]:
     ]
 
 
-def sample_concurrent(bench: Bench, variant: Variant) -> float:
-    """TPS of ``pgbench_clients`` concurrent single-row INSERT transactions.
-
-    A ``WaitSampler`` watches the pgbench backends meanwhile; what it saw is
-    appended to ``bench.waits[variant.key]``.
-    """
-    bench.reset()
+def pgbench_run(bench: Bench, variant: Variant) -> tuple[float, Waits]:
+    """TPS of one pgbench run of ``variant`` and what its backends waited on."""
     script = bench.workdir / f"{variant.table}.sql"
     insert = pgsql.SQL("INSERT INTO {} (email, name, n) VALUES ('user@example.com', 'User', :client_id);")
     script.write_text(bench.render(insert.format(pgsql.Identifier(variant.table))) + "\n", encoding="utf-8")
@@ -610,13 +631,32 @@ def sample_concurrent(bench: Bench, variant: Variant) -> float:
         )
     finally:
         waits = sampler.stop()
-    bench.waits.setdefault(variant.key, []).append(waits)
     if result.returncode != 0:
         raise RuntimeError(f"pgbench failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return parse_tps(result.stdout)
+    return parse_tps(result.stdout), waits
 
 
-SAMPLERS: dict[str, Callable[[Bench, Variant], float]] = {
+def sample_concurrent(bench: Bench, variants: Sequence[Variant]) -> dict[str, float]:
+    """TPS of ``pgbench_clients`` concurrent single-row INSERT transactions.
+
+    Each variant gets ``pgbench_runs`` runs, the variants taking turns run by
+    run; its TPS is the mean of its runs. A ``WaitSampler`` watches the pgbench
+    backends meanwhile; what it saw is appended to ``bench.waits[variant.key]``.
+    """
+    bench.reset()
+    tps: dict[str, list[float]] = {variant.key: [] for variant in variants}
+    waits: dict[str, list[Waits]] = {variant.key: [] for variant in variants}
+    for index in range(bench.sizes.pgbench_runs):
+        for variant in in_turn(variants, index):
+            run_tps, run_waits = pgbench_run(bench, variant)
+            tps[variant.key].append(run_tps)
+            waits[variant.key].append(run_waits)
+    for key, found in waits.items():
+        bench.waits.setdefault(key, []).append(Waits.total(found))
+    return {key: statistics.fmean(values) for key, values in tps.items()}
+
+
+SAMPLERS: dict[str, Callable[[Bench, Sequence[Variant]], dict[str, float]]] = {
     SINGLE.key: sample_single,
     BATCH.key: sample_batch,
     UPDATE.key: sample_update,
@@ -659,14 +699,13 @@ def format_value(workload: Workload, value: float) -> str:
 
 
 def run_rounds(bench: Bench, workloads: Sequence[Workload], rounds: int) -> Results:
-    """Measure every workload for every variant, variants interleaved within each round."""
+    """Measure every workload for every variant, the variants taking turns within each sample."""
     results = Results()
     for index in range(rounds):
         order = bench.variants if index % 2 == 0 else tuple(reversed(bench.variants))
         for workload in workloads:
-            measured: dict[str, float] = {}
+            measured = SAMPLERS[workload.key](bench, order)
             for variant in order:
-                measured[variant.key] = SAMPLERS[workload.key](bench, variant)
                 shown = format_value(workload, measured[variant.key])
                 progress(f"round {index + 1}/{rounds}  {workload.label:<22} {variant.label:<26} {shown}")
             results.add_round(workload, measured)
@@ -818,13 +857,14 @@ def render_report(
         f"- pgbench: {meta.pgbench}",
         f"- capture function: {meta.capture}",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC;"
-        f" rounds: {meta.rounds} (variants interleaved, order reversed every other round)",
+        f" rounds: {meta.rounds} (within a sample the variants take turns statement by statement,"
+        " or pgbench run by pgbench run)",
         f"- one sample: {sizes.single_rows} single-row autocommit INSERTs;"
         f" {sizes.statements} INSERT ... SELECT generate_series statements"
         f" of {sizes.rows_per_statement} rows;"
         f" {sizes.statements} UPDATEs of all {sizes.rows_per_statement} rows of a table;"
-        f" `pgbench -n -c {sizes.pgbench_clients} -j {sizes.pgbench_threads} -T {sizes.pgbench_seconds}`"
-        " of single-row INSERT transactions",
+        f" {sizes.pgbench_runs} x `pgbench -n -c {sizes.pgbench_clients} -j {sizes.pgbench_threads}"
+        f" -T {sizes.pgbench_seconds}` of single-row INSERT transactions (TPS: their mean)",
         "- value: median time per sample (TPS for pgbench); ratio: variant / none of the same round"
         " (pgbench: none TPS / variant TPS), so higher is slower; median, min and max over the rounds",
         "",
@@ -860,7 +900,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--pgbench-seconds",
         type=int,
         default=None,
-        help=f"pgbench -T per sample (default {Sizes.pgbench_seconds})",
+        help=f"pgbench -T per run, {Sizes.pgbench_runs} runs per sample (default {Sizes.pgbench_seconds})",
     )
     parser.add_argument(
         "--output",
