@@ -410,6 +410,35 @@ def test_queue_wakes_a_listener_only_while_one_sleeps(capture: Callable[..., Non
         listener.close()
 
 
+def test_a_writer_role_needs_no_new_privileges(capture: Callable[..., None], dsn: str) -> None:
+    """What a writing role needed before artifact 4 (no grant on the flag sequence) still suffices."""
+    capture("CREATE TABLE t (id int PRIMARY KEY)", "t")
+    role = f"pgevents_writer_{uuid.uuid4().hex[:8]}"
+    execute(
+        dsn,
+        f"CREATE ROLE {role}",
+        f"GRANT USAGE ON SCHEMA pgevents TO {role}",
+        f"GRANT INSERT ON pgevents.event TO {role}",
+        f"GRANT SELECT ON pgevents.sleeper TO {role}",
+        f"GRANT INSERT ON t TO {role}",
+    )
+    listener = Listener(dsn, "pgevents")
+    try:
+        for sleeping in (False, True):
+            if sleeping:
+                EventQueue("pgevents").sleep(listener.conn)
+            with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+                cur.execute(f"SET ROLE {role}")
+                cur.execute("INSERT INTO t VALUES (%s)", (int(sleeping),))
+            conn.close()
+            # The role reads the flag (PostgreSQL 18 would read null without a grant).
+            assert _wakeups(listener, expect_any=sleeping) == int(sleeping)
+        assert [e["pk"] for e in events(dsn)] == [{"id": 0}, {"id": 1}]
+    finally:
+        listener.close()
+        execute(dsn, f"DROP OWNED BY {role}", f"DROP ROLE {role}")
+
+
 def test_broadcast_chunks_keys_under_the_payload_limit(capture: Callable[..., None], dsn: str) -> None:
     capture("CREATE TABLE t (code text PRIMARY KEY)", "t", delivery="broadcast")
     listener = Listener(dsn, "pgevents_broadcast")

@@ -3,6 +3,9 @@
 -- under a lock on that table whenever they add or remove a row; reading a
 -- sequence costs writers a tenth of scanning the table.
 CREATE SEQUENCE @schema@.sleeping MINVALUE 0 MAXVALUE 1 START 0;
+-- Every role that writes to a captured table reads it: the value says only
+-- whether a listener sleeps (SELECT does not allow nextval or setval).
+GRANT SELECT ON SEQUENCE @schema@.sleeping TO PUBLIC;
 SELECT setval(@sleeping@, (EXISTS (SELECT FROM @schema@.sleeper))::integer);
 -- Only capture functions and the worker write these columns; a NOT NULL
 -- check reads back every new event row (about 1.4k instructions a row).
