@@ -27,7 +27,7 @@ from psycopg2 import sql
 
 from alembic_ops.artifacts import ARTIFACT_MARKER
 from alembic_ops.errors import PGEventsError
-from alembic_ops.identifiers import broadcast_channel, wakeup_channel
+from alembic_ops.identifiers import broadcast_channel, sleeping_sequence, wakeup_channel
 
 from .config import WorkerConfig
 from .dispatch import Dispatcher
@@ -104,10 +104,12 @@ class Worker:
             cur.execute(
                 "SELECT current_schema(), EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n"
                 " ON n.oid = p.pronamespace WHERE n.nspname = %s AND p.proname = 'capture'"
-                " AND starts_with(obj_description(p.oid, 'pg_proc'), %s))",
-                (self.config.schema, ARTIFACT_MARKER),
+                " AND starts_with(obj_description(p.oid, 'pg_proc'), %s)),"
+                " (SELECT NOT has_sequence_privilege(flag, 'UPDATE') FROM to_regclass(%s) AS flag"
+                " WHERE flag IS NOT NULL), current_user",
+                (self.config.schema, ARTIFACT_MARKER, sleeping_sequence(self.config.schema)),
             )
-            default_schema, installed = cur.fetchone()  # type: ignore[misc]
+            default_schema, installed, flag_denied, role = cur.fetchone()  # type: ignore[misc]
         work.commit()
         if not installed:
             raise PGEventsError(
@@ -118,6 +120,12 @@ class Worker:
         tables = self.dispatcher.tables()
         queued = sorted(self.dispatcher.tables("queue"))
         self._tables = ([s for s, _ in queued], [t for _, t in queued])
+        if queued and flag_denied:
+            flag = sleeping_sequence(self.config.schema)
+            raise PGEventsError(
+                f"role {role!r} may not set the sleeper flag {flag}, which a worker with queue "
+                f"listeners sets before it waits: GRANT UPDATE ON SEQUENCE {flag} TO <that role>"
+            )
         listen = connect(self.dsn, autocommit=True, config=self.config)
         self._listen = listen
         with listen.cursor() as cur:

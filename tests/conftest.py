@@ -24,15 +24,11 @@ from alembic.operations import Operations
 from sqlalchemy.engine import URL, make_url
 
 from pgevents_migrate.embedded import EmbeddedServer
+from tests.pg import libpq_dsn
 
 
 def _as_psycopg2(url: str | URL) -> URL:
     return make_url(url).set(drivername="postgresql+psycopg2")
-
-
-def libpq_dsn(url: URL) -> str:
-    """A libpq connection string for ``url`` (psycopg2.connect accepts it)."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")

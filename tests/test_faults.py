@@ -25,7 +25,7 @@ from sqlalchemy.engine import URL
 
 from pgevents_migrate.embedded import EmbeddedServer
 from tests import runtime_app
-from tests.pg import wait_for
+from tests.pg import libpq_dsn, wait_for
 from tests.workers import (
     PROBE_APP,
     WORKER_APP,
@@ -37,7 +37,6 @@ from tests.workers import (
     handled_count,
     handled_rows,
     insert_users,
-    libpq_dsn,
     pending,
     query,
     scalar,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import uuid
 from collections.abc import Callable
 
 import psycopg2
@@ -199,11 +200,11 @@ RELEASED_SQL = {
     (3, "drop"): "51992aa9297c676343aab9a9e65f019333de38fd065a4f1cc1b3ef5421d1e45f",
     (3, "upgrade"): "002ddd51d31138265950658ee271b41ddb38673da04e87b20807579e4fca1df4",
     (3, "downgrade"): "dc7f6534ce10dd978eb6dddf45a7910e26e71680608987fef64f1092a79f28a2",
-    (4, "install"): "e302cedf799d2b84e9302cc4d1886d1b2a887037f53318ac37cef9049f1de2fe",
+    (4, "install"): "6b558959d3715c7afb8b93f996cbe11b25b40b12a8a5f68973360ae0e8ebaf2e",
     (4, "uninstall"): "09d1d6a1eb18db58226093653958f966b849fbd3e4ef32691556c039cd3869b9",
     (4, "create"): "5b0bfab2df0b1d35e0df81531a8d4834ad353c83cdc5f0285abece803080295a",
     (4, "drop"): "51992aa9297c676343aab9a9e65f019333de38fd065a4f1cc1b3ef5421d1e45f",
-    (4, "upgrade"): "312f2f7f530da853aaf48bedb44e20c8e1437d8844908ee4e2d1125de72ce518",
+    (4, "upgrade"): "ccb6d0b76f3bf615b11d8d3c4cc82b2f9ebea329a6b35e8bd76e63a4310b89ed",
     (4, "downgrade"): "79645d5c6f203ea555d768973129469049c44f4fae7b78570d1e2ca23c13ac77",
 }
 
@@ -396,9 +397,17 @@ def test_upgrade_to_4_and_back(run_ops: RunOps, dsn: str) -> None:
         )
     )
     execute(dsn, "INSERT INTO item VALUES (1, 1)")
+    worker = f"pgevents_worker_{uuid.uuid4().hex[:8]}"
+    execute(dsn, f"CREATE ROLE {worker}", f"GRANT SELECT, INSERT, DELETE ON pgevents.sleeper TO {worker}")
     at_v3 = fetch(dsn, STATE_SQL), fetch(dsn, SOURCES_SQL), fetch(dsn, NOT_NULL_SQL)
 
     run_ops(lambda op: op.upgrade_pgevents(from_version=3, to_version=4))
+    # Roles that maintain sleeper rows may set the flag; everyone may read it.
+    privileges = "SELECT has_sequence_privilege(%s, 'pgevents.sleeping', %s)"
+    assert fetch(dsn, privileges, (worker, "UPDATE")) == [(True,)]
+    assert fetch(dsn, privileges, ("public", "SELECT")) == [(True,)]
+    assert fetch(dsn, privileges, ("public", "UPDATE")) == [(False,)]
+    execute(dsn, f"DROP OWNED BY {worker}", f"DROP ROLE {worker}")
     sources = {(table, trigger): source for table, trigger, source in fetch(dsn, SOURCES_SQL)}
     for event in ("insert", "update", "delete"):
         assert "pg_sequence_last_value('pgevents.sleeping') > 0" in sources["item", f"pgevents_{event}"]

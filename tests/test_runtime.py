@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,11 +14,11 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import URL
 
-from pgevents_migrate import Event, PGEvents
+from pgevents_migrate import Event, PGEvents, PGEventsError
 from pgevents_migrate.queue import EventQueue
 from tests import runtime_app
 from tests.apps import install_declared
-from tests.pg import execute, fetch, wait_for
+from tests.pg import execute, fetch, libpq_dsn, wait_for
 
 
 @pytest.fixture
@@ -189,6 +190,53 @@ def test_sleeper_flag_follows_every_sleeper(app: Flask, dsn: str) -> None:
     finally:
         first.close()
         second.close()
+
+
+#: The grants docs/runtime.md lists for a role that writes to captured tables and for the worker's.
+WRITER_GRANTS = (
+    "GRANT USAGE ON SCHEMA pgevents TO {role}",
+    "GRANT INSERT ON pgevents.event TO {role}",
+    "GRANT SELECT ON pgevents.sleeper TO {role}",
+)
+WORKER_GRANTS = (
+    "GRANT USAGE ON SCHEMA pgevents TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON pgevents.event, pgevents.dead_letter, pgevents.processed,"
+    " pgevents.sleeper TO {role}",
+    "GRANT UPDATE ON SEQUENCE pgevents.sleeping TO {role}",
+)
+
+
+def test_writer_and_worker_roles_need_only_the_documented_grants(database_url: URL, dsn: str) -> None:
+    runtime_app.install(runtime_app.create_app(database_url.render_as_string(hide_password=False)))
+    suffix = uuid.uuid4().hex[:8]
+    writer, worker = f"pgevents_writer_{suffix}", f"pgevents_worker_{suffix}"
+    execute(
+        dsn,
+        f"CREATE ROLE {writer} LOGIN",
+        f"CREATE ROLE {worker} LOGIN",
+        *(grant.format(role=writer) for grant in WRITER_GRANTS),
+        *(grant.format(role=worker) for grant in WORKER_GRANTS),
+        f'GRANT INSERT ON "user" TO {writer}',
+        f"GRANT SELECT, INSERT ON handled TO {worker}",  # what its callbacks write
+    )
+    try:
+        execute(
+            libpq_dsn(database_url.set(username=writer)), """INSERT INTO "user" (id, email) VALUES (1, 'a')"""
+        )
+        app = runtime_app.create_app(database_url.set(username=worker).render_as_string(hide_password=False))
+        with app.app_context():
+            assert runtime_app.pgevents.handle_events() == 1
+            # Nothing left: it sleeps (sets the flag) until the timeout, then wakes.
+            assert runtime_app.pgevents.handle_events(timeout=0.3) == 0
+        assert handled(dsn) == [("insert", {"id": 1}, 1)]
+        assert fetch(dsn, FLAG_SQL) == [(0,)]
+        # Without the grant on the flag, a queue worker says so before it starts.
+        execute(dsn, f"REVOKE UPDATE ON SEQUENCE pgevents.sleeping FROM {worker}")
+        denied = f"role '{worker}' may not set the sleeper flag pgevents.sleeping"
+        with app.app_context(), pytest.raises(PGEventsError, match=denied):
+            runtime_app.pgevents.start()
+    finally:
+        execute(dsn, *(f"DROP OWNED BY {role}; DROP ROLE {role}" for role in (writer, worker)))
 
 
 def test_idle_worker_is_woken_by_notify_not_by_poll(database_url: URL, dsn: str) -> None:

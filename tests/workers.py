@@ -42,10 +42,6 @@ PROBE_APP = "pgevents-test-probe"
 ENGINE_OPTIONS = {"pool_size": 1}
 
 
-def libpq_dsn(url: URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 # -- probes -------------------------------------------------------------------
 
 
