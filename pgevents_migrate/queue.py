@@ -96,9 +96,15 @@ class EventQueue:
         # sequential scan of the whole log, once per batch.
         claims = "unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS c(id, attempts)"
         match = " WHERE e.id = ANY(%(ids)s::bigint[]) AND e.id = c.id AND e.attempts = c.attempts"
+        # Renewals skip rows another statement has locked (the worker's own
+        # acknowledgement deleting them): they never wait on it, so the two
+        # cannot deadlock by locking overlapping claims in different orders.
         self._extend = sql.SQL(
-            "UPDATE {s}.event e SET available_at = clock_timestamp() + make_interval(secs => %(lease)s)"
-            " FROM " + claims + match
+            "UPDATE {s}.event SET available_at = clock_timestamp() + make_interval(secs => %(lease)s)"
+            " WHERE id = ANY(ARRAY(SELECT e.id FROM {s}.event e, "
+            + claims
+            + match
+            + " FOR UPDATE OF e SKIP LOCKED))"
         ).format(s=s)
         self._delete = sql.SQL("DELETE FROM {s}.event e USING " + claims + match).format(s=s)
         self._archive = sql.SQL(
@@ -238,7 +244,7 @@ class EventQueue:
         return int(count)
 
     def extend(self, conn: Connection, keys: Sequence[tuple[int, int]], lease: float) -> int:
-        """Renew the lease of claims still held; returns how many were."""
+        """Renew the lease of claims still held and not locked by another statement; returns how many."""
         return self._for_claims(conn, self._extend, keys, lease=lease)
 
     def acknowledge(self, conn: Connection, keys: Sequence[tuple[int, int]], keep: bool) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Iterator
@@ -190,6 +191,27 @@ def test_sleeper_flag_follows_every_sleeper(app: Flask, dsn: str) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_lease_renewal_skips_claims_being_acknowledged(app: Flask, dsn: str) -> None:
+    """The heartbeat never waits on (so never deadlocks with) an acknowledgement in flight."""
+    execute(dsn, """INSERT INTO "user" (email) VALUES ('a'), ('b')""")
+    queue = EventQueue("pgevents")
+    with (
+        contextlib.closing(psycopg2.connect(dsn)) as conn,
+        contextlib.closing(psycopg2.connect(dsn)) as acking,
+    ):
+        conn.autocommit = True
+        rows = queue.claim_rows(conn, 10, 30.0, (["public"], ["user"]))
+        keys = queue.claim_keys(rows)
+        with acking.cursor() as cur:  # an acknowledgement holding the first row, not yet committed
+            cur.execute("DELETE FROM pgevents.event WHERE id = %s", (keys[0][0],))
+        with conn.cursor() as cur:
+            cur.execute("SET statement_timeout = '5s'")
+        assert queue.extend(conn, keys, 60.0) == 1
+        acking.commit()
+    leases = fetch(dsn, "SELECT available_at - clock_timestamp() > interval '40 s' FROM pgevents.event")
+    assert leases == [(True,)]
 
 
 #: The grants docs/runtime.md lists for a role that writes to captured tables and for the worker's.
