@@ -6,9 +6,10 @@ is upgraded. A version's folder holds only the templates that changed (the
 others come from the newest older version that has them), and a line
 ``-- #include v1/tables.sql`` pastes in another template; without a version
 folder (``-- #include wakeup_check.sql``) the template comes from the version
-being built, the same way (for a downgrade, the version it goes back to). Tokens look like
-``@name@`` and are filled only with quoted identifiers or quoted literals from
-``identifiers.py`` (and ``@or_replace@`` with ``OR REPLACE`` or nothing).
+being built, the same way (for a downgrade, the version it goes back to).
+Tokens look like ``@name@`` and are filled only with quoted identifiers or
+quoted literals from ``identifiers.py`` (and ``@or_replace@`` with ``OR
+REPLACE`` or nothing).
 """
 
 from __future__ import annotations

@@ -70,6 +70,7 @@ class EventQueue:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
+        self._flag = sleeping_sequence(schema)
         s = sql.Identifier(schema)
         self._claim = sql.SQL(
             """
@@ -320,4 +321,4 @@ class EventQueue:
 
     def _change_sleepers(self, conn: Connection, change: str) -> None:
         with conn.cursor() as cur:
-            cur.execute(self._sleeper_changes[change], (sleeping_sequence(self.schema),))
+            cur.execute(self._sleeper_changes[change], (self._flag,))

@@ -106,7 +106,7 @@ class Worker:
                 " ON n.oid = p.pronamespace WHERE n.nspname = %s AND p.proname = 'capture'"
                 " AND starts_with(obj_description(p.oid, 'pg_proc'), %s)),"
                 " (SELECT NOT has_sequence_privilege(flag, 'UPDATE') FROM to_regclass(%s) AS flag"
-                " WHERE flag IS NOT NULL), current_user",
+                " WHERE flag IS NOT NULL), quote_ident(current_user)",
                 (self.config.schema, ARTIFACT_MARKER, sleeping_sequence(self.config.schema)),
             )
             default_schema, installed, flag_denied, role = cur.fetchone()  # type: ignore[misc]
@@ -123,8 +123,8 @@ class Worker:
         if queued and flag_denied:
             flag = sleeping_sequence(self.config.schema)
             raise PGEventsError(
-                f"role {role!r} may not set the sleeper flag {flag}, which a worker with queue "
-                f"listeners sets before it waits: GRANT UPDATE ON SEQUENCE {flag} TO <that role>"
+                f"role {role} may not set the sleeper flag {flag}, which a worker with queue "
+                f"listeners sets before it waits: GRANT UPDATE ON SEQUENCE {flag} TO {role}"
             )
         listen = connect(self.dsn, autocommit=True, config=self.config)
         self._listen = listen

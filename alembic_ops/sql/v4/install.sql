@@ -5,6 +5,7 @@
 -- add a new version instead.
 -- #include v1/tables.sql
 -- #include v4/sleeping.sql
+-- #include v4/nullable_event_columns.sql
 -- #include v2/capture.sql
 -- #include v3/trigger_functions.sql
 COMMENT ON FUNCTION @schema@.capture() IS 'pgevents-migrate artifact 4';

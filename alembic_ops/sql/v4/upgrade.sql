@@ -3,6 +3,7 @@
 -- capture functions read the flag; tables and events stay.
 -- #include v2/expect.sql
 -- #include v4/sleeping.sql
+-- #include v4/nullable_event_columns.sql
 -- #include v3/trigger_functions.sql
 SELECT @schema@.recreate_triggers(true);
 COMMENT ON FUNCTION @schema@.capture() IS 'pgevents-migrate artifact 4';
