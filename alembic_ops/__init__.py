@@ -17,6 +17,8 @@ from .errors import (
     InvalidIdentifierError,
     InvalidTriggerSpecError,
     PGEventsError,
+    RefusedOperationError,
+    UncapturableTableError,
     UnknownArtifactVersionError,
 )
 from .identifiers import broadcast_channel, wakeup_channel
@@ -44,7 +46,9 @@ __all__ = [
     "InvalidIdentifierError",
     "InvalidTriggerSpecError",
     "PGEventsError",
+    "RefusedOperationError",
     "TriggerSpec",
+    "UncapturableTableError",
     "UninstallPGEventsOp",
     "UnknownArtifactVersionError",
     "UpgradePGEventsOp",

@@ -118,6 +118,11 @@ def uninstall_sql(pgevents_schema: str, version: int = CURRENT_VERSION) -> str:
     return _render(version, "uninstall", _artifact_tokens(pgevents_schema))
 
 
+def check_no_events_sql(pgevents_schema: str, version: int = CURRENT_VERSION) -> str:
+    """Fail, naming the counts, while the event log holds undelivered events or dead letters."""
+    return _render(version, "check_no_events", _artifact_tokens(pgevents_schema))
+
+
 def change_version_sql(pgevents_schema: str, from_version: int, to_version: int) -> list[str]:
     """Move an installed artifact from one version to another, one step at a time.
 
@@ -142,6 +147,18 @@ def _text_array(values: tuple[str, ...] | None) -> str:
     if not values:
         return "'{}'"
     return "ARRAY[" + ", ".join(quote_literal(v) for v in values) + "]"
+
+
+def check_table_sql(spec: TriggerSpec, version: int = CURRENT_VERSION) -> str:
+    """Fail with one short message unless the table exists and has a primary key and the filtered columns."""
+    return _render(
+        version,
+        "check_table",
+        {
+            "table_literal": quote_literal(qualified_table(spec.table, spec.schema)),
+            "filter_columns": _text_array(spec.columns),
+        },
+    )
 
 
 def create_trigger_sql(spec: TriggerSpec, version: int = CURRENT_VERSION) -> list[str]:

@@ -10,7 +10,9 @@ results do not depend on the server version or ``search_path``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -26,10 +28,10 @@ _TRANSITIONS = {
     "delete": ("pgevents_old", None),
 }
 
-_QUERY = sa.text(
-    """
+# In the DB-API's pyformat style, so psycopg2 and psycopg 3 run it as it is.
+_QUERY = """
 SELECT fn_ns.nspname AS pgevents_schema,
-       substr(obj_description(p.oid, 'pg_proc'), length(:marker) + 1) AS version,
+       substr(obj_description(p.oid, 'pg_proc'), length(%(marker)s) + 1) AS version,
        tbl_ns.nspname AS table_schema,
        c.relname AS table_name,
        t.tgname AS trigger_name,
@@ -51,16 +53,27 @@ SELECT fn_ns.nspname AS pgevents_schema,
          ON (t.tgfoid = p.oid
              OR t.tgfoid IN (SELECT g.oid FROM pg_proc g
                               WHERE g.pronamespace = p.pronamespace
-                                AND starts_with(obj_description(g.oid, 'pg_proc'), :generated)))
+                                AND starts_with(obj_description(g.oid, 'pg_proc'), %(generated)s)))
         AND NOT t.tgisinternal AND t.tgparentid = 0
   LEFT JOIN pg_class c ON c.oid = t.tgrelid
   LEFT JOIN pg_namespace tbl_ns ON tbl_ns.oid = c.relnamespace
  WHERE p.proname = 'capture'
    AND p.pronargs = 0
-   AND starts_with(obj_description(p.oid, 'pg_proc'), :marker)
+   AND starts_with(obj_description(p.oid, 'pg_proc'), %(marker)s)
  ORDER BY 1, 3, 4, 5
 """
-).bindparams(marker=ARTIFACT_MARKER, generated=GENERATED_MARKER)
+_PARAMETERS = {"marker": ARTIFACT_MARKER, "generated": GENERATED_MARKER}
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor (psycopg2, psycopg 3) that ``read_installed`` uses."""
+
+    @property
+    def description(self) -> Any: ...
+
+    def execute(self, query: str, params: Mapping[str, Any], /) -> Any: ...
+
+    def fetchall(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -172,13 +185,14 @@ class InstalledState:
     tables: dict[TableKey, InstalledTable] = field(default_factory=dict)
 
 
-def read_installed(connection: sa.Connection, default_schema: str | None = None) -> InstalledState:
+def read_installed(source: sa.Connection | Cursor, default_schema: str | None = None) -> InstalledState:
     """Read every pgevents artifact and trigger in the database in one query.
 
-    Tables in ``default_schema`` are keyed with schema ``None``.
+    ``source`` is a SQLAlchemy connection or a DB-API cursor. Tables in
+    ``default_schema`` are keyed with schema ``None``.
     """
     state = InstalledState()
-    for row in connection.execute(_QUERY).mappings():
+    for row in _rows(source):
         state.artifacts[row["pgevents_schema"]] = int(row["version"])
         if row["trigger_name"] is None:
             continue
@@ -190,17 +204,28 @@ def read_installed(connection: sa.Connection, default_schema: str | None = None)
                 schema, row["table_name"], row["pgevents_schema"], tuple(row["primary_key"] or ())
             ),
         )
-        raw_args = bytes(row["arguments"])
-        table.triggers.append(
-            InstalledTrigger(
-                name=row["trigger_name"],
-                type_bits=row["trigger_type"],
-                enabled=row["enabled"],
-                columns=tuple(row["trigger_columns"] or ()),
-                old_table=row["old_table"],
-                new_table=row["new_table"],
-                has_when=row["has_when"],
-                arguments=tuple(a.decode() for a in raw_args.split(b"\x00")[:-1]),
-            )
-        )
+        table.triggers.append(_trigger(row))
     return state
+
+
+def _rows(source: sa.Connection | Cursor) -> Iterable[Mapping[Any, Any]]:
+    """The catalog query's rows, by column name."""
+    if isinstance(source, sa.Connection):
+        return source.exec_driver_sql(_QUERY, _PARAMETERS).mappings()
+    source.execute(_QUERY, _PARAMETERS)
+    names = [column[0] for column in source.description]
+    return [dict(zip(names, row, strict=True)) for row in source.fetchall()]
+
+
+def _trigger(row: Mapping[Any, Any]) -> InstalledTrigger:
+    raw_args = bytes(row["arguments"])
+    return InstalledTrigger(
+        name=row["trigger_name"],
+        type_bits=row["trigger_type"],
+        enabled=row["enabled"],
+        columns=tuple(row["trigger_columns"] or ()),
+        old_table=row["old_table"],
+        new_table=row["new_table"],
+        has_when=row["has_when"],
+        arguments=tuple(a.decode() for a in raw_args.split(b"\x00")[:-1]),
+    )

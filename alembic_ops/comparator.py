@@ -38,12 +38,12 @@ import sqlalchemy as sa
 from alembic.autogenerate import comparators
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import MigrateOperation
-from alembic.operations.ops import UpgradeOps
+from alembic.operations.ops import DropTableOp, UpgradeOps
 
 from .artifacts import CURRENT_VERSION
 from .catalog import InstalledState, read_installed
 from .declarations import declared_specs, merge_specs
-from .errors import UnknownArtifactVersionError
+from .errors import UncapturableTableError, UnknownArtifactVersionError
 from .ops import (
     CreatePGEventTriggerOp,
     DropPGEventTriggerOp,
@@ -51,7 +51,7 @@ from .ops import (
     UninstallPGEventsOp,
     UpgradePGEventsOp,
 )
-from .spec import TableKey, TriggerSpec
+from .spec import TableKey, TriggerSpec, check_capturable
 
 try:  # Alembic >= 1.18
     from alembic.util import DispatchPriority
@@ -118,6 +118,39 @@ def _included(
     return autogen_context.run_object_filters(table, name, "table", reflected, None)
 
 
+def _check_table(
+    autogen_context: AutogenContext, key: TableKey, spec: TriggerSpec, dropped: set[TableKey]
+) -> None:
+    """Refuse, before a revision is written, a trigger its table cannot take.
+
+    A mapped table is judged by the models (the revision makes the database
+    match them), except that a primary key only the database has counts; an
+    unmapped one by the database, unless this revision drops it.
+    """
+    schema, name = key
+    table = _metadata_table(autogen_context, key)
+    if table is None and key in dropped:
+        raise UncapturableTableError(
+            f"pgevents: table {spec.target!r} is not one of the app's models, so this migration would "
+            "drop it: map it, or keep Alembic off tables the app does not map with an include_object "
+            "filter (see docs/runtime.md, 'Declaring listeners')"
+        )
+    columns: list[str] | None = None
+    primary_key: list[str] = []
+    keys: dict[str, str] = {}
+    if table is not None:
+        columns = [column.name for column in table.columns]
+        primary_key = [column.name for column in table.primary_key.columns]
+        keys = {column.key: column.name for column in table.columns}
+    if not primary_key:
+        inspector = autogen_context.inspector
+        if inspector.has_table(name, schema):
+            primary_key = inspector.get_pk_constraint(name, schema)["constrained_columns"]
+            if columns is None:
+                columns = [column["name"] for column in inspector.get_columns(name, schema)]
+    check_capturable(spec, columns, primary_key, keys)
+
+
 def _installed(autogen_context: AutogenContext) -> InstalledState:
     state = _STATE.pop(autogen_context, None)
     if state is None:
@@ -157,6 +190,7 @@ def compare_pgevents(
     state = _installed(autogen_context)
     declared = _declared(autogen_context, connection.dialect.default_schema_name)
 
+    dropped = {(op.schema, op.table_name) for op in upgrade_ops.ops if isinstance(op, DropTableOp)}
     drops: list[MigrateOperation] = []
     creates: list[MigrateOperation] = []
     needed: set[str] = set()
@@ -188,6 +222,7 @@ def compare_pgevents(
                 )
             )
         if wanted is not None:
+            _check_table(autogen_context, key, wanted, dropped)
             creates.append(CreatePGEventTriggerOp.from_spec(wanted))
 
     installs = [InstallPGEventsOp(schema) for schema in sorted(needed - set(state.artifacts))]

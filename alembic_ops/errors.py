@@ -1,6 +1,13 @@
-"""The exceptions pgevents-migrate raises, one small hierarchy for both packages."""
+"""The exceptions pgevents-migrate raises, one small hierarchy for both packages.
+
+Errors that stop a migration also derive from Alembic's ``CommandError``, so
+``flask db migrate`` / ``upgrade`` / ``downgrade`` (and the ``alembic``
+command) print their one-line message instead of a traceback.
+"""
 
 from __future__ import annotations
+
+from alembic.util import CommandError
 
 
 class PGEventsError(Exception):
@@ -13,6 +20,14 @@ class InvalidIdentifierError(PGEventsError, ValueError):
 
 class InvalidTriggerSpecError(PGEventsError, ValueError):
     """A trigger declaration with unknown events, deliveries or options."""
+
+
+class UncapturableTableError(InvalidTriggerSpecError, CommandError):
+    """A declared table that cannot be captured: missing, keyless, or lacking a filtered column."""
+
+
+class RefusedOperationError(PGEventsError, CommandError):
+    """The database refused a pgevents operation whose precondition did not hold."""
 
 
 class ArtifactVersionError(PGEventsError, ValueError):

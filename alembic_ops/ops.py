@@ -67,14 +67,28 @@ class InstallPGEventsOp(_ArtifactOp):
 
 @Operations.register_operation("uninstall_pgevents")
 class UninstallPGEventsOp(_ArtifactOp):
-    """Drop the capture function and log tables (all triggers must be gone)."""
+    """Drop the capture function and log tables (all triggers must be gone).
+
+    Refuses while the event log holds undelivered events or dead letters,
+    unless ``discard_events`` is true (autogenerate never writes it).
+    """
+
+    def __init__(
+        self, schema: str = DEFAULT_EVENT_SCHEMA, version: int = CURRENT_VERSION, discard_events: bool = False
+    ) -> None:
+        super().__init__(schema, version)
+        self.discard_events = bool(discard_events)
 
     @classmethod
     def uninstall_pgevents(
-        cls, operations: Operations, schema: str = DEFAULT_EVENT_SCHEMA, version: int = CURRENT_VERSION
+        cls,
+        operations: Operations,
+        schema: str = DEFAULT_EVENT_SCHEMA,
+        version: int = CURRENT_VERSION,
+        discard_events: bool = False,
     ) -> None:
-        """Remove the pgevents artifact; fails while triggers still use it."""
-        operations.invoke(cls(schema, version))
+        """Remove the pgevents artifact; fails while triggers still use it or events are pending."""
+        operations.invoke(cls(schema, version, discard_events))
 
     def reverse(self) -> InstallPGEventsOp:
         return InstallPGEventsOp(self.schema, self.version)
@@ -225,7 +239,8 @@ def _install(operations: Operations, op: InstallPGEventsOp) -> None:
 
 @Operations.implementation_for(UninstallPGEventsOp)
 def _uninstall(operations: Operations, op: UninstallPGEventsOp) -> None:
-    execute_all(operations, [artifacts.uninstall_sql(op.schema, op.version)])
+    check = [] if op.discard_events else [artifacts.check_no_events_sql(op.schema, op.version)]
+    execute_all(operations, [*check, artifacts.uninstall_sql(op.schema, op.version)])
 
 
 @Operations.implementation_for(UpgradePGEventsOp)
@@ -236,7 +251,8 @@ def _change_version(operations: Operations, op: _VersionChangeOp) -> None:
 
 @Operations.implementation_for(CreatePGEventTriggerOp)
 def _create_trigger(operations: Operations, op: CreatePGEventTriggerOp) -> None:
-    execute_all(operations, artifacts.create_trigger_sql(op.spec, op.version))
+    check = artifacts.check_table_sql(op.spec, op.version)
+    execute_all(operations, [check, *artifacts.create_trigger_sql(op.spec, op.version)])
 
 
 @Operations.implementation_for(DropPGEventTriggerOp)

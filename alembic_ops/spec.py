@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
-from .errors import InvalidTriggerSpecError
+from .errors import InvalidTriggerSpecError, UncapturableTableError
 from .identifiers import check_event_schema, check_identifier
 
 #: The row operations a trigger can capture, in the order they are emitted.
@@ -96,3 +96,46 @@ class TriggerSpec:
     def target(self) -> str:
         """``schema.table`` (or ``table``) for messages."""
         return self.table if self.schema is None else f"{self.schema}.{self.table}"
+
+
+def check_filter_columns(
+    spec: TriggerSpec, table_columns: Collection[str], keys: Mapping[str, str] | None = None
+) -> None:
+    """Raise ``UncapturableTableError`` if the update filter names a column the table lacks.
+
+    ``keys`` maps attribute keys of mapped columns to their column names, for a hint.
+    """
+    for column in spec.columns or ():
+        if column in table_columns:
+            continue
+        hint = f"its columns: {', '.join(sorted(table_columns))}"
+        if keys and keys.get(column, column) != column:
+            hint = f"the attribute {column!r} maps to the column {keys[column]!r}: name that one"
+        raise UncapturableTableError(
+            f"pgevents: the update filter on table {spec.target!r} names column {column!r}, "
+            f"which the table does not have ({hint})"
+        )
+
+
+def check_capturable(
+    spec: TriggerSpec,
+    table_columns: Collection[str] | None,
+    primary_key: Collection[str],
+    keys: Mapping[str, str] | None = None,
+) -> None:
+    """Raise ``UncapturableTableError`` unless ``spec``'s table can be captured.
+
+    ``table_columns`` None means the table exists neither in the models nor in
+    the database.
+    """
+    if table_columns is None:
+        raise UncapturableTableError(
+            f"pgevents: table {spec.target!r} is neither one of the app's models nor in the database: "
+            "create it in a migration first, or fix the listener's target"
+        )
+    if not primary_key:
+        raise UncapturableTableError(
+            f"pgevents: table {spec.target!r} has no primary key, and events identify rows by it: "
+            "add one (in this migration or an earlier one), or remove the listener"
+        )
+    check_filter_columns(spec, table_columns, keys)

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from alembic.operations import Operations
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import DDLCompiler
 from sqlalchemy.sql.ddl import ExecutableDDLElement
+
+from .errors import RefusedOperationError
+
+#: Every error our SQL raises on purpose starts with this.
+MESSAGE_PREFIX = "pgevents: "
 
 
 class SQLStatement(ExecutableDDLElement):
@@ -34,7 +40,26 @@ def _compile_statement(element: SQLStatement, compiler: DDLCompiler, **kw: Any) 
 
 
 def execute_all(operations: Operations, statements: list[str]) -> None:
-    """Execute ``statements`` in order through ``operations.execute``."""
+    """Execute ``statements`` in order through ``operations.execute``.
+
+    An error our SQL raises on purpose becomes a one-line ``RefusedOperationError``.
+    """
     for_execution = not operations.migration_context.as_sql
     for sql in statements:
-        operations.execute(SQLStatement(sql, for_execution=for_execution))
+        try:
+            operations.execute(SQLStatement(sql, for_execution=for_execution))
+        except sa.exc.DBAPIError as exc:
+            refusal = _refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
+
+
+def _refusal(exc: sa.exc.DBAPIError) -> RefusedOperationError | None:
+    """Our message and hint on one line, if the database error is one of ours."""
+    diag = getattr(exc.orig, "diag", None)
+    message = getattr(diag, "message_primary", None)
+    if not isinstance(message, str) or not message.startswith(MESSAGE_PREFIX):
+        return None
+    hint = getattr(diag, "message_hint", None)
+    return RefusedOperationError(f"{message}. {hint}" if hint else message)

@@ -12,7 +12,9 @@ from alembic_ops import (
     InvalidIdentifierError,
     InvalidTriggerSpecError,
     PGEventsError,
+    RefusedOperationError,
     TriggerSpec,
+    UncapturableTableError,
     UnknownArtifactVersionError,
 )
 
@@ -28,7 +30,9 @@ __all__ = [
     "InvalidTriggerSpecError",
     "PGEvents",
     "PGEventsError",
+    "RefusedOperationError",
     "TriggerSpec",
+    "UncapturableTableError",
     "UnknownArtifactVersionError",
     "WorkerConfig",
     "alembic_ops",

@@ -17,7 +17,7 @@ from flask.cli import with_appcontext
 from alembic_ops.errors import PGEventsError
 
 from .queue import EventQueue
-from .status import database_status, describe
+from .status import DatabaseStatus, database_status, describe, require_artifact
 
 log = logging.getLogger("pgevents_migrate")
 
@@ -38,26 +38,50 @@ def _extension() -> Any:
 
 
 def _queue_connection(bind_key: str | None) -> tuple[EventQueue, Any]:
+    """The queue and a connection to its database, once it is known to have the artifact."""
     import psycopg2
 
     worker = _extension().worker(bind_key)
-    return worker.queue, psycopg2.connect(worker.dsn, application_name="pgevents-cli")
+    conn = psycopg2.connect(worker.dsn, application_name="pgevents-cli")
+    try:
+        with conn.cursor() as cur:
+            worker.installed(cur)
+        conn.commit()
+    except BaseException:
+        conn.close()
+        raise
+    return worker.queue, conn
 
 
-@click.group("pgevents")
+class _Group(click.Group):
+    """Shows a ``PGEventsError`` as a one-line error (exit status 1), not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PGEventsError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group("pgevents", cls=_Group)
 def pgevents_cli() -> None:
     """Database-level row-change events (pgevents-migrate)."""
 
 
 @pgevents_cli.command("run")
 @click.option("--bind", "bind_key", default=None, help="Flask-SQLAlchemy bind whose database to listen on.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse to start if a declared table's triggers are missing or differ (default: warn).",
+)
 @with_appcontext
-def run_command(bind_key: str | None) -> None:
+def run_command(bind_key: str | None, strict: bool) -> None:
     """Listen and dispatch events until SIGTERM or SIGINT."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)
-    worker = _extension().worker(bind_key)
+    worker = _extension().worker(bind_key, strict=strict)
 
     def shut_down(signum: int, frame: Any) -> None:
         if worker.stopping.is_set():
@@ -72,10 +96,7 @@ def run_command(bind_key: str | None) -> None:
         timer.daemon = True
         timer.start()
 
-    try:
-        worker.connect()
-    except PGEventsError as exc:
-        raise click.ClickException(str(exc)) from None
+    worker.connect()
     signal.signal(signal.SIGTERM, shut_down)
     signal.signal(signal.SIGINT, shut_down)
     worker.run()
@@ -92,30 +113,16 @@ def _give_up() -> None:
 @with_appcontext
 def status_command() -> None:
     """Declared versus installed triggers, and the queue's state."""
-    ext = _extension()
-    exit_code = 0
-    for bind_key, metadata in ext.db.metadatas.items():
-        with ext.db.engines[bind_key].connect() as connection:
-            status = database_status(connection, metadata)
-        click.echo(f"database {bind_key or 'default'}:")
-        for line, current in status.artifact_lines():
-            click.echo(f"  {line}")
-            if not current:
-                exit_code = 1
-        if not status.tables:
-            click.echo("  no pgevents triggers declared or installed")
-        for item in status.tables:
-            click.echo(
-                f"  {item.state:<10} {item.target}: declared {describe(item.declared)};"
-                f" installed {describe(item.installed)}"
-            )
-            if item.state != "ok":
-                exit_code = 1
+    statuses = _database_statuses()
     queue, conn = _queue_connection(None)
     try:
         counts = queue.counts(conn)
     finally:
         conn.close()
+    exit_code = 0
+    for bind_key, status in statuses.items():
+        if not _echo_status(bind_key, status):
+            exit_code = 1
     age = "-"
     if counts.oldest_pending is not None:
         age = f"{(datetime.now(timezone.utc) - counts.oldest_pending).total_seconds():.1f}s"
@@ -126,6 +133,36 @@ def status_command() -> None:
     if exit_code:
         click.echo("out of date: run `flask db migrate` and `flask db upgrade`", err=True)
     raise SystemExit(exit_code)
+
+
+def _database_statuses() -> dict[str | None, DatabaseStatus]:
+    """Each bind's status; ``PGEventsError`` if one declares triggers but lacks the artifact."""
+    ext = _extension()
+    statuses = {}
+    for bind_key, metadata in ext.db.metadatas.items():
+        with ext.db.engines[bind_key].connect() as connection:
+            statuses[bind_key] = status = database_status(connection, metadata)
+        if any(item.declared for item in status.tables):
+            require_artifact(status.artifacts, ext.schema, bind_key)
+    return statuses
+
+
+def _echo_status(bind_key: str | None, status: DatabaseStatus) -> bool:
+    """Print one bind's artifact and tables; True if all are current."""
+    ok = True
+    click.echo(f"database {bind_key or 'default'}:")
+    for line, current in status.artifact_lines():
+        click.echo(f"  {line}")
+        ok = ok and current
+    if not status.tables:
+        click.echo("  no pgevents triggers declared or installed")
+    for item in status.tables:
+        click.echo(
+            f"  {item.state:<10} {item.target}: declared {describe(item.declared)};"
+            f" installed {describe(item.installed)}"
+        )
+        ok = ok and item.state == "ok"
+    return ok
 
 
 @pgevents_cli.command("failed")

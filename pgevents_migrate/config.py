@@ -29,6 +29,9 @@ class WorkerConfig:
     PGEVENTS_SHUTDOWN_GRACE       30.0       seconds a running callback may finish on SIGTERM
     PGEVENTS_RECONNECT_MAX_DELAY  30.0       cap on the delay between reconnect attempts
     PGEVENTS_DATABASE_URL         None       database to listen on (default: the bind's engine)
+    PGEVENTS_STRICT               False      refuse to start (and to reconnect) when a declared
+                                             table's triggers are missing or differ, instead of
+                                             logging a warning per table
     ============================  =========  ==================================================
     """
 
@@ -43,6 +46,7 @@ class WorkerConfig:
     shutdown_grace: float = 30.0
     reconnect_max_delay: float = 30.0
     database_url: str | None = None
+    strict: bool = False
 
     def __post_init__(self) -> None:
         check_event_schema(self.schema)
@@ -64,10 +68,28 @@ class WorkerConfig:
             key = f"PGEVENTS_{field.name.upper()}"
             if key in config and config[key] is not None:
                 default: Any = field.default
-                convert: Any = str if default is None else type(default)
-                values[field.name] = convert(config[key])
+                convert: Any = str if default is None else _CONVERTERS.get(type(default), type(default))
+                try:
+                    values[field.name] = convert(config[key])
+                except ValueError as exc:
+                    raise ValueError(f"{key}: {exc}") from None
         return cls(**values)
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry number ``attempt`` (1-based)."""
         return float(min(self.retry_max_backoff, self.retry_backoff * 2 ** (attempt - 1)))
+
+
+def _parse_bool(value: object) -> bool:
+    """A config boolean: a bool, 0 or 1, or true/false, yes/no, on/off (any case)."""
+    if isinstance(value, (bool, int)) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+_CONVERTERS: dict[type, Any] = {bool: _parse_bool}

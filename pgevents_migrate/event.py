@@ -41,8 +41,12 @@ class Event:
 
     @property
     def identifier(self) -> str:
-        """``after_insert``, ``after_update`` or ``after_delete`` (seed style)."""
-        return f"after_{self.op}"
+        """The trigger's ``TG_OP``: ``INSERT``, ``UPDATE`` or ``DELETE``.
+
+        What flask-sqlalchemy-pgevents passed seed-style callbacks,
+        ``fn(event_id, row_id, identifier)``, as their third argument.
+        """
+        return self.op.upper()
 
     @classmethod
     def from_broadcast(cls, payload: str) -> list[Event]:

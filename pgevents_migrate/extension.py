@@ -10,15 +10,15 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
 
-from alembic_ops import TriggerSpec, declare, normalize_events
-from alembic_ops.spec import DEFAULT_EVENT_SCHEMA, normalize_columns
+from alembic_ops import TriggerSpec, declare, declared_specs, normalize_events
+from alembic_ops.spec import DEFAULT_EVENT_SCHEMA, check_filter_columns, normalize_columns
 
 from .cli import pgevents_cli
 from .config import WorkerConfig
@@ -196,7 +196,7 @@ class PGEvents:
             schema, name = table.schema, table.name
         else:
             schema, name = _split_target(declaration.target)
-        return TriggerSpec(
+        spec = TriggerSpec(
             table=name,
             schema=schema,
             events=declaration.events,
@@ -205,6 +205,10 @@ class PGEvents:
             images=declaration.images,
             pgevents_schema=self.schema,
         )
+        if table is not None:
+            # The model's columns are known: a misspelt filter fails here, not silently later.
+            check_filter_columns(spec, [c.name for c in table.columns], _column_names(declaration.target))
+        return spec
 
     # -- runtime -------------------------------------------------------------
 
@@ -216,11 +220,17 @@ class PGEvents:
             raise RuntimeError("PGEvents is not initialised: call PGEvents(app, db) or init_app(app) first")
         return self.app
 
-    def worker(self, bind_key: str | None = None) -> Worker:
-        """A new worker for the listeners of ``bind_key``'s database."""
+    def worker(self, bind_key: str | None = None, *, strict: bool = False) -> Worker:
+        """A new worker for the listeners of ``bind_key``'s database.
+
+        ``strict`` (or ``PGEVENTS_STRICT``): it refuses to start when a
+        declared table's triggers are missing or differ, instead of warning.
+        """
         app = self._current_app()
         assert self.db is not None
         config = WorkerConfig.from_mapping(app.config)
+        if strict:
+            config = replace(config, strict=True)
         if config.database_url:
             url = sa.make_url(config.database_url)
         else:
@@ -229,7 +239,8 @@ class PGEvents:
         dispatcher = Dispatcher(
             app, [lst for lst in self.listeners if lst.bind_key == bind_key], self.db.session.remove
         )
-        return Worker(libpq_dsn(url), dispatcher, config)
+        declared = declared_specs(self._metadata(bind_key))
+        return Worker(libpq_dsn(url), dispatcher, config, declared=declared, bind_key=bind_key)
 
     def handle_events(self, timeout: float = 0.0) -> int:
         """One pass in this thread: dispatch what is available, waiting up to ``timeout`` s.
@@ -281,6 +292,17 @@ def _table_of(target: Target) -> sa.Table | None:
     if isinstance(table, sa.Table):
         return table
     raise TypeError(f"cannot listen to {target!r}: expected a model class, a Table or 'schema.table'")
+
+
+def _column_names(target: Target) -> dict[str, str]:
+    """Attribute keys of a model's (or a ``Table``'s) columns, mapped to their column names."""
+    if isinstance(target, sa.Table):
+        return {column.key: column.name for column in target.columns}
+    return {
+        attribute.key: attribute.columns[0].name
+        for attribute in sa.inspect(target).column_attrs
+        if isinstance(attribute.columns[0], sa.Column)
+    }
 
 
 def libpq_dsn(url: sa.URL) -> str:

@@ -1,16 +1,18 @@
-"""Declared versus installed triggers, for ``flask pgevents status``."""
+"""Declared versus installed triggers, for ``flask pgevents status`` and the worker's start."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from alembic_ops.artifacts import CURRENT_VERSION
-from alembic_ops.catalog import read_installed
+from alembic_ops.catalog import InstalledState, read_installed
 from alembic_ops.declarations import declared_specs
-from alembic_ops.spec import TriggerSpec
+from alembic_ops.errors import PGEventsError
+from alembic_ops.spec import TableKey, TriggerSpec
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,18 @@ class TableStatus:
     state: str
     declared: TriggerSpec | None
     installed: TriggerSpec | None
+
+    def uncaptured(self) -> str:
+        """What of the declaration the database does not capture (``missing`` or ``drift``)."""
+        assert self.declared is not None
+        if self.installed is None:
+            if self.state == "missing":
+                return f"its {', '.join(self.declared.events)} events will not be captured"
+            return "its triggers were altered, disabled or keyed on an old primary key: changes may be missed"
+        lost = [event for event in self.declared.events if event not in self.installed.events]
+        if lost:
+            return f"its {', '.join(lost)} events will not be captured"
+        return f"its events are captured as {describe(self.installed)}, not as declared"
 
 
 def describe(spec: TriggerSpec | None) -> str:
@@ -52,18 +66,28 @@ class DatabaseStatus:
         return lines
 
 
-def database_status(connection: sa.Connection, metadata: sa.MetaData) -> DatabaseStatus:
-    """Compare ``metadata``'s declarations with what ``connection``'s database has installed."""
-    default_schema = connection.dialect.default_schema_name
-    installed = read_installed(connection, default_schema)
-    declared: dict[tuple[str | None, str], TriggerSpec] = {}
-    for spec in declared_specs(metadata).values():
+def require_artifact(artifacts: Mapping[str, int], schema: str, bind_key: str | None) -> None:
+    """``PGEventsError`` unless ``artifacts`` has one in ``schema``: the one "not installed" message."""
+    if schema not in artifacts:
+        where = "this database" if bind_key is None else f"the database of bind {bind_key!r}"
+        raise PGEventsError(
+            f"pgevents is not installed in schema {schema!r} of {where}: "
+            "run `flask db migrate` and `flask db upgrade` first"
+        )
+
+
+def compare(
+    declared: Mapping[TableKey, TriggerSpec], installed: InstalledState, default_schema: str | None
+) -> list[TableStatus]:
+    """Each table's state, declared (``declared_specs``) against installed (``read_installed``)."""
+    wanted_by_key: dict[TableKey, TriggerSpec] = {}
+    for spec in declared.values():
         if spec.schema == default_schema:
             spec = dataclasses.replace(spec, schema=None)
-        declared[spec.key] = spec
+        wanted_by_key[spec.key] = spec
     statuses = []
-    for key in sorted(set(declared) | set(installed.tables), key=lambda k: (k[0] or "", k[1])):
-        wanted = declared.get(key)
+    for key in sorted(set(wanted_by_key) | set(installed.tables), key=lambda k: (k[0] or "", k[1])):
+        wanted = wanted_by_key.get(key)
         table = installed.tables.get(key)
         have = table.spec() if table is not None else None
         if wanted is None:
@@ -74,4 +98,11 @@ def database_status(connection: sa.Connection, metadata: sa.MetaData) -> Databas
             state = "ok" if have == wanted else "drift"
         target = key[1] if key[0] is None else f"{key[0]}.{key[1]}"
         statuses.append(TableStatus(target, state, wanted, have))
-    return DatabaseStatus(installed.artifacts, statuses)
+    return statuses
+
+
+def database_status(connection: sa.Connection, metadata: sa.MetaData) -> DatabaseStatus:
+    """Compare ``metadata``'s declarations with what ``connection``'s database has installed."""
+    default_schema = connection.dialect.default_schema_name
+    installed = read_installed(connection, default_schema)
+    return DatabaseStatus(installed.artifacts, compare(declared_specs(metadata), installed, default_schema))

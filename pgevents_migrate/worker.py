@@ -17,6 +17,7 @@ import select
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -25,14 +26,17 @@ import psycopg2.extensions
 import psycopg2.extras
 from psycopg2 import sql
 
-from alembic_ops.artifacts import ARTIFACT_MARKER
+from alembic_ops.catalog import Cursor as CatalogCursor
+from alembic_ops.catalog import InstalledState, read_installed
 from alembic_ops.errors import PGEventsError
 from alembic_ops.identifiers import broadcast_channel, sleeping_sequence, wakeup_channel
+from alembic_ops.spec import TableKey, TriggerSpec
 
 from .config import WorkerConfig
 from .dispatch import Dispatcher
 from .event import Event
 from .queue import Claim, Connection, Cursor, EventQueue
+from .status import TableStatus, compare, describe, require_artifact
 
 log = logging.getLogger("pgevents_migrate")
 
@@ -41,6 +45,17 @@ Row = tuple[Any, ...]
 
 #: Errors that mean the connection is gone (server restart, terminated backend, network).
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+#: The session's default schema and role, and whether the role may not set the sleeper flag.
+_SESSION_QUERY = (
+    "SELECT current_schema(), quote_ident(current_user),"
+    " (SELECT NOT has_sequence_privilege(flag, 'UPDATE') FROM to_regclass(%s) AS flag"
+    " WHERE flag IS NOT NULL)"
+)
+_FIX = (
+    "run `flask db migrate` and `flask db upgrade` to install what the app declares"
+    " (`flask pgevents status` shows every difference)"
+)
 
 
 def connect(dsn: str, *, autocommit: bool, config: WorkerConfig, wait: bool = True) -> Connection:
@@ -69,12 +84,26 @@ def connect(dsn: str, *, autocommit: bool, config: WorkerConfig, wait: bool = Tr
 
 
 class Worker:
-    """Delivers events to ``dispatcher``'s callbacks from one database."""
+    """Delivers events to ``dispatcher``'s callbacks from one database.
 
-    def __init__(self, dsn: str, dispatcher: Dispatcher, config: WorkerConfig) -> None:
+    ``declared``: the capture specs the app declares for this database (bind
+    ``bind_key``), checked against the installed triggers at every connect.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        dispatcher: Dispatcher,
+        config: WorkerConfig,
+        *,
+        declared: Mapping[TableKey, TriggerSpec] | None = None,
+        bind_key: str | None = None,
+    ) -> None:
         self.dsn = dsn
         self.dispatcher = dispatcher
         self.config = config
+        self.declared = dict(declared or {})
+        self.bind_key = bind_key
         self.queue = EventQueue(config.schema)
         self.stopping = threading.Event()
         self._listen: Connection | None = None
@@ -94,28 +123,28 @@ class Worker:
     # -- connections -------------------------------------------------------
 
     def connect(self) -> None:
-        """Open both connections, LISTEN, and check the artifact is installed."""
+        """Open both connections, check the database, LISTEN; also on every reconnect.
+
+        ``PGEventsError`` if the artifact is missing or a queue worker may not
+        set the sleeper flag. Declared tables whose triggers are missing or
+        differ are logged, one warning each, or refused with ``strict``.
+        """
         self.close()
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
         # Autocommit: every queue operation is a single statement, so it is its
         # own transaction and needs no BEGIN and COMMIT round trips.
         work = connect(self.dsn, autocommit=True, config=self.config)
         self._work = work
         with work.cursor() as cur:
-            cur.execute(
-                "SELECT current_schema(), EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n"
-                " ON n.oid = p.pronamespace WHERE n.nspname = %s AND p.proname = 'capture'"
-                " AND starts_with(obj_description(p.oid, 'pg_proc'), %s)),"
-                " (SELECT NOT has_sequence_privilege(flag, 'UPDATE') FROM to_regclass(%s) AS flag"
-                " WHERE flag IS NOT NULL), quote_ident(current_user)",
-                (self.config.schema, ARTIFACT_MARKER, sleeping_sequence(self.config.schema)),
-            )
-            default_schema, installed, flag_denied, role = cur.fetchone()  # type: ignore[misc]
-        work.commit()
-        if not installed:
-            raise PGEventsError(
-                f"pgevents is not installed in schema {self.config.schema!r} of this database: "
-                "run `flask db migrate` and `flask db upgrade` first"
-            )
+            cur.execute(_SESSION_QUERY, (sleeping_sequence(self.config.schema),))
+            default_schema, role, flag_denied = cur.fetchone()  # type: ignore[misc]
+            installed = self.installed(cur, default_schema)
         self.dispatcher.default_schema = default_schema
         tables = self.dispatcher.tables()
         queued = sorted(self.dispatcher.tables("queue"))
@@ -126,6 +155,7 @@ class Worker:
                 f"role {role} may not set the sleeper flag {flag}, which a worker with queue "
                 f"listeners sets before it waits: GRANT UPDATE ON SEQUENCE {flag} TO {role}"
             )
+        self._check_triggers(compare(self.declared, installed, default_schema))
         listen = connect(self.dsn, autocommit=True, config=self.config)
         self._listen = listen
         with listen.cursor() as cur:
@@ -133,6 +163,28 @@ class Worker:
                 cur.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         self.queue.forget_stale_sleepers(listen)
         log.info("pgevents: listening on schema %r for %d table(s)", self.config.schema, len(tables))
+
+    def installed(self, cur: CatalogCursor, default_schema: str | None = None) -> InstalledState:
+        """What pgevents has installed in the database; ``PGEventsError`` without the artifact."""
+        installed = read_installed(cur, default_schema)
+        require_artifact(installed.artifacts, self.config.schema, self.bind_key)
+        return installed
+
+    def _check_triggers(self, tables: list[TableStatus]) -> None:
+        """One warning per declared table not captured as declared; with ``strict``, refuse."""
+        gaps = [table for table in tables if table.state in ("missing", "drift")]
+        if gaps and self.config.strict:
+            details = "; ".join(f"{table.target}: {table.uncaptured()}" for table in gaps)
+            raise PGEventsError(f"refusing to run (strict): {details}; {_FIX}")
+        for table in gaps:
+            log.warning(
+                "pgevents: table %s (declared %s, installed %s): %s; %s",
+                table.target,
+                describe(table.declared),
+                describe(table.installed),
+                table.uncaptured(),
+                _FIX,
+            )
 
     def close(self) -> None:
         """Close the connections (no prefetch is in flight here)."""

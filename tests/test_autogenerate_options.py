@@ -233,7 +233,12 @@ def test_multiple_binds_get_their_own_ops_and_artifacts(
     assert pgevent_ops(upgrade_body(second, "other")) == []
     assert [row[1:3] for row in fetch(dsn, TRIGGERS_SQL)] == [("user", "pgevents_update")]
 
-    # Downgrading the first revision removes the other database's artifact, nothing else.
+    # Downgrading the first revision removes the other database's artifact, nothing else,
+    # once its pending event is handled.
+    refused = flask_db(app, "downgrade", "base", expect_exit=1).output
+    assert "holds 1 undelivered event(s) and 0 dead letter(s)" in refused
+    assert len(events(other_dsn)) == 1
+    execute(other_dsn, "DELETE FROM pgevents.event")
     flask_db(app, "downgrade", "base")
     assert fetch(other_dsn, TRIGGERS_SQL) == [] and fetch(other_dsn, ARTIFACT_SQL) == []
     assert fetch(dsn, TRIGGERS_SQL) == [] and fetch(dsn, ARTIFACT_SQL) == []

