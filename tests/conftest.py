@@ -25,6 +25,7 @@ from sqlalchemy.engine import URL, make_url
 
 from pgevents_migrate.embedded import EmbeddedServer
 from tests.pg import libpq_dsn
+from tests.workers import WorkerPool
 
 
 def _as_psycopg2(url: str | URL) -> URL:
@@ -101,6 +102,16 @@ def run_ops(engine: sa.Engine) -> Callable[[Callable[[Operations], None]], None]
             body(Operations(MigrationContext.configure(conn)))
 
     return run
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[WorkerPool]:
+    """Worker subprocesses, each killed when the test ends."""
+    pool = WorkerPool(tmp_path)
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
 @pytest.fixture(autouse=True)

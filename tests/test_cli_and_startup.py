@@ -222,15 +222,6 @@ def test_config_strict_parses_booleans() -> None:
         WorkerConfig.from_mapping({"PGEVENTS_STRICT": "maybe"})
 
 
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[WorkerPool]:
-    pool = WorkerPool(tmp_path)
-    try:
-        yield pool
-    finally:
-        pool.close()
-
-
 def _table_warnings(worker: WorkerProcess) -> list[str]:
     return [line for line in worker.log().splitlines() if " WARNING pgevents: table " in line]
 

@@ -57,15 +57,6 @@ def url(database_url: URL) -> URL:
     return database_url
 
 
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[WorkerPool]:
-    pool = WorkerPool(tmp_path)
-    try:
-        yield pool
-    finally:
-        pool.close()
-
-
 def assert_drained(dsn: str) -> None:
     assert pending(dsn) == 0
     assert scalar(dsn, "SELECT count(*) FROM pgevents.dead_letter") == 0
