@@ -211,7 +211,7 @@ def compare_pgevents(
         if installed is not None:
             # Triggers altered by hand are replaced; drop what is there by name.
             drops.append(
-                DropPGEventTriggerOp.from_spec(
+                DropPGEventTriggerOp(
                     have
                     or TriggerSpec(
                         table=installed.table,
@@ -223,7 +223,7 @@ def compare_pgevents(
             )
         if wanted is not None:
             _check_table(autogen_context, key, wanted, dropped)
-            creates.append(CreatePGEventTriggerOp.from_spec(wanted))
+            creates.append(CreatePGEventTriggerOp(wanted))
 
     installs = [InstallPGEventsOp(schema) for schema in sorted(needed - set(state.artifacts))]
     kept = needed | kept_users

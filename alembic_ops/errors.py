@@ -36,3 +36,7 @@ class ArtifactVersionError(PGEventsError, ValueError):
 
 class UnknownArtifactVersionError(ArtifactVersionError, LookupError):
     """A migration names an artifact version this library does not ship."""
+
+
+class MissingArtifactVersionError(ArtifactVersionError, CommandError):
+    """A migration's op does not name the artifact version it was written for."""

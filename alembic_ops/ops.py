@@ -2,21 +2,24 @@
 
 Importing this module (``import alembic_ops`` does) registers::
 
-    op.install_pgevents(schema="pgevents", version=1)
-    op.uninstall_pgevents(schema="pgevents", version=1)
-    op.upgrade_pgevents(schema="pgevents", from_version=1, to_version=2)
-    op.downgrade_pgevents(schema="pgevents", from_version=2, to_version=1)
-    op.create_pgevent_trigger("user", schema=None, events=("insert",), ...)
-    op.drop_pgevent_trigger("user", schema=None, events=("insert",), ...)
+    op.install_pgevents(schema="pgevents", version=4)
+    op.uninstall_pgevents(schema="pgevents", version=4)
+    op.upgrade_pgevents(schema="pgevents", from_version=3, to_version=4)
+    op.downgrade_pgevents(schema="pgevents", from_version=4, to_version=3)
+    op.create_pgevent_trigger("user", schema=None, events=("insert",), ..., version=4)
+    op.drop_pgevent_trigger("user", schema=None, events=("insert",), ..., version=4)
 
 Each op keeps the artifact version it was rendered with, so the SQL it runs
-never changes after the migration is written.
+never changes after the migration is written. In a migration, ``version=`` is
+required: without it, a migration would run other SQL once the library is
+upgraded. The op classes, which autogenerate builds, default to the current
+version.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
@@ -24,9 +27,9 @@ from alembic.operations import MigrateOperation, Operations
 
 from . import artifacts
 from .artifacts import CURRENT_VERSION, check_version
-from .errors import ArtifactVersionError
+from .errors import ArtifactVersionError, MissingArtifactVersionError
 from .identifiers import check_event_schema
-from .spec import DEFAULT_EVENT_SCHEMA, EVENTS, TriggerSpec, normalize_columns
+from .spec import DEFAULT_EVENT_SCHEMA, EVENTS, TriggerSpec, normalize_columns, normalize_events
 from .statements import execute_all
 
 
@@ -37,6 +40,17 @@ class _PGEventsOp(MigrateOperation):
         return type(other) is type(self) and vars(other) == vars(self)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def frozen_version(version: int | None, call: str) -> int:
+    """The ``version=`` a migration's op names; a one-line error saying why it is needed if none."""
+    if version is None:
+        raise MissingArtifactVersionError(
+            f"pgevents: op.{call} needs version=: the artifact version the migration was written for, "
+            "so that it runs the same SQL after pgevents-migrate is upgraded; in a migration written "
+            f"now, write version={CURRENT_VERSION} (flask db migrate always writes it)"
+        )
+    return version
 
 
 class _ArtifactOp(_PGEventsOp):
@@ -53,10 +67,10 @@ class InstallPGEventsOp(_ArtifactOp):
 
     @classmethod
     def install_pgevents(
-        cls, operations: Operations, schema: str = DEFAULT_EVENT_SCHEMA, version: int = CURRENT_VERSION
+        cls, operations: Operations, schema: str = DEFAULT_EVENT_SCHEMA, version: int | None = None
     ) -> None:
-        """Install the pgevents artifact (event log and capture function)."""
-        operations.invoke(cls(schema, version))
+        """Install the pgevents artifact (event log and capture function); ``version`` is required."""
+        operations.invoke(cls(schema, frozen_version(version, f"install_pgevents(schema={schema!r})")))
 
     def reverse(self) -> UninstallPGEventsOp:
         return UninstallPGEventsOp(self.schema, self.version)
@@ -84,11 +98,12 @@ class UninstallPGEventsOp(_ArtifactOp):
         cls,
         operations: Operations,
         schema: str = DEFAULT_EVENT_SCHEMA,
-        version: int = CURRENT_VERSION,
+        version: int | None = None,
         discard_events: bool = False,
     ) -> None:
         """Remove the pgevents artifact; fails while triggers still use it or events are pending."""
-        operations.invoke(cls(schema, version, discard_events))
+        call = f"uninstall_pgevents(schema={schema!r})"
+        operations.invoke(cls(schema, frozen_version(version, call), discard_events))
 
     def reverse(self) -> InstallPGEventsOp:
         return InstallPGEventsOp(self.schema, self.version)
@@ -163,70 +178,65 @@ class DowngradePGEventsOp(_VersionChangeOp):
 class _TriggerOp(_PGEventsOp):
     """Base of the ops that create or drop one table's pgevents triggers."""
 
-    def __init__(
-        self,
+    #: The ``op.<name>`` a migration calls.
+    name: ClassVar[str]
+
+    def __init__(self, spec: TriggerSpec, version: int = CURRENT_VERSION) -> None:
+        self.spec = spec
+        self.version = check_version(version)
+
+    @classmethod
+    def for_table(
+        cls,
+        operations: Operations,
         table_name: str,
+        *,
         schema: str | None = None,
         events: str | Iterable[str] = EVENTS,
         columns: Iterable[str] | None = None,
         delivery: str = "queue",
         images: bool = False,
         pgevents_schema: str = DEFAULT_EVENT_SCHEMA,
-        version: int = CURRENT_VERSION,
+        version: int | None = None,
     ) -> None:
-        self.spec = TriggerSpec(
+        """The triggers of ``table_name`` that capture ``events``; ``version`` is required.
+
+        ``columns`` limits update events to changes of those columns;
+        ``images`` keeps the old and new rows; see ``TriggerSpec``.
+        """
+        spec = TriggerSpec(
             table=table_name,
             schema=schema,
-            events=tuple([events] if isinstance(events, str) else events),
+            events=normalize_events(events),
             columns=normalize_columns(columns),
             delivery=delivery,
             images=images,
             pgevents_schema=pgevents_schema,
         )
-        self.version = check_version(version)
-
-    @classmethod
-    def from_spec(cls, spec: TriggerSpec, version: int = CURRENT_VERSION) -> Any:
-        """Build the op for an already validated spec."""
-        return cls(
-            spec.table,
-            schema=spec.schema,
-            events=spec.events,
-            columns=spec.columns,
-            delivery=spec.delivery,
-            images=spec.images,
-            pgevents_schema=spec.pgevents_schema,
-            version=version,
-        )
+        operations.invoke(cls(spec, frozen_version(version, f"{cls.name}({table_name!r})")))
 
 
-@Operations.register_operation("create_pgevent_trigger")
+@Operations.register_operation("create_pgevent_trigger", "for_table")
 class CreatePGEventTriggerOp(_TriggerOp):
     """Install a table's pgevents triggers (one per captured event)."""
 
-    @classmethod
-    def create_pgevent_trigger(cls, operations: Operations, table_name: str, **kw: Any) -> None:
-        """Capture ``events`` on ``table_name``; see ``TriggerSpec`` for options."""
-        operations.invoke(cls(table_name, **kw))
+    name = "create_pgevent_trigger"
 
     def reverse(self) -> DropPGEventTriggerOp:
-        return DropPGEventTriggerOp.from_spec(self.spec, self.version)  # type: ignore[no-any-return]
+        return DropPGEventTriggerOp(self.spec, self.version)
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
         return ("add_pgevent_trigger", self.spec)
 
 
-@Operations.register_operation("drop_pgevent_trigger")
+@Operations.register_operation("drop_pgevent_trigger", "for_table")
 class DropPGEventTriggerOp(_TriggerOp):
     """Remove a table's pgevents triggers."""
 
-    @classmethod
-    def drop_pgevent_trigger(cls, operations: Operations, table_name: str, **kw: Any) -> None:
-        """Stop capturing ``events`` on ``table_name``."""
-        operations.invoke(cls(table_name, **kw))
+    name = "drop_pgevent_trigger"
 
     def reverse(self) -> CreatePGEventTriggerOp:
-        return CreatePGEventTriggerOp.from_spec(self.spec, self.version)  # type: ignore[no-any-return]
+        return CreatePGEventTriggerOp(self.spec, self.version)
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
         return ("remove_pgevent_trigger", self.spec)
@@ -274,7 +284,7 @@ def _render_version_change(name: str, autogen_context: AutogenContext, op: _Vers
     return f"op.{name}(schema={op.schema!r}, from_version={op.from_version!r}, to_version={op.to_version!r})"
 
 
-def _render_trigger(name: str, autogen_context: AutogenContext, op: _TriggerOp) -> str:
+def _render_trigger(autogen_context: AutogenContext, op: _TriggerOp) -> str:
     _add_import(autogen_context)
     spec = op.spec
     args = [repr(spec.table)]
@@ -290,7 +300,7 @@ def _render_trigger(name: str, autogen_context: AutogenContext, op: _TriggerOp) 
     if spec.pgevents_schema != DEFAULT_EVENT_SCHEMA:
         args.append(f"pgevents_schema={spec.pgevents_schema!r}")
     args.append(f"version={op.version!r}")
-    return f"op.{name}({', '.join(args)})"
+    return f"op.{op.name}({', '.join(args)})"
 
 
 @renderers.dispatch_for(InstallPGEventsOp)
@@ -313,11 +323,5 @@ def _render_downgrade(autogen_context: AutogenContext, op: DowngradePGEventsOp) 
     return _render_version_change("downgrade_pgevents", autogen_context, op)
 
 
-@renderers.dispatch_for(CreatePGEventTriggerOp)
-def _render_create_trigger(autogen_context: AutogenContext, op: CreatePGEventTriggerOp) -> str:
-    return _render_trigger("create_pgevent_trigger", autogen_context, op)
-
-
-@renderers.dispatch_for(DropPGEventTriggerOp)
-def _render_drop_trigger(autogen_context: AutogenContext, op: DropPGEventTriggerOp) -> str:
-    return _render_trigger("drop_pgevent_trigger", autogen_context, op)
+renderers.dispatch_for(CreatePGEventTriggerOp)(_render_trigger)
+renderers.dispatch_for(DropPGEventTriggerOp)(_render_trigger)

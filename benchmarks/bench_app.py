@@ -130,16 +130,16 @@ def install(app: Flask) -> None:
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
 
-    from alembic_ops import CreatePGEventTriggerOp, declared_specs
+    from alembic_ops import CURRENT_VERSION, CreatePGEventTriggerOp, declared_specs
 
     db: SQLAlchemy = app.extensions["sqlalchemy"]
     with app.app_context():
         db.create_all()
         with db.engine.begin() as conn:
             op = Operations(MigrationContext.configure(conn))
-            op.install_pgevents()  # type: ignore[attr-defined]
+            op.install_pgevents(version=CURRENT_VERSION)  # type: ignore[attr-defined]
             for spec in declared_specs(db.metadata).values():
-                op.invoke(CreatePGEventTriggerOp.from_spec(spec))
+                op.invoke(CreatePGEventTriggerOp(spec))
         db.engine.dispose()
 
 

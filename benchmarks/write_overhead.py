@@ -59,9 +59,11 @@ from alembic.operations import Operations
 from sqlalchemy.engine import URL, make_url
 
 from alembic_ops import (
+    CURRENT_VERSION,
     VERSIONS,
     CreatePGEventTriggerOp,
     InstallPGEventsOp,
+    TriggerSpec,
     broadcast_channel,
     wakeup_channel,
 )
@@ -360,9 +362,10 @@ def install_artifacts(url: URL) -> None:
     run_ops(url, body)
 
 
-def install_pgevents_trigger(url: URL, table: str, **options: Any) -> None:
-    """``op.create_pgevent_trigger(table, **options)``, for insert, update and delete."""
-    run_ops(url, lambda operations: operations.invoke(CreatePGEventTriggerOp(table, **options)))
+def install_pgevents_trigger(url: URL, table: str, version: int = CURRENT_VERSION, **options: Any) -> None:
+    """``op.create_pgevent_trigger(table, **options, version=version)``, for insert, update and delete."""
+    spec = TriggerSpec(table, **options)
+    run_ops(url, lambda operations: operations.invoke(CreatePGEventTriggerOp(spec, version)))
 
 
 def install_notify_trigger(conn: Connection, table: str) -> None:

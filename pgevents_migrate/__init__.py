@@ -11,6 +11,7 @@ import alembic_ops
 from alembic_ops import (
     InvalidIdentifierError,
     InvalidTriggerSpecError,
+    MissingArtifactVersionError,
     PGEventsError,
     RefusedOperationError,
     TriggerSpec,
@@ -28,6 +29,7 @@ __all__ = [
     "Event",
     "InvalidIdentifierError",
     "InvalidTriggerSpecError",
+    "MissingArtifactVersionError",
     "PGEvents",
     "PGEventsError",
     "RefusedOperationError",

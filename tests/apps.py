@@ -73,12 +73,12 @@ def install_declared(connection: sa.Connection, metadata: sa.MetaData) -> None:
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
 
-    from alembic_ops import CreatePGEventTriggerOp, declared_specs
+    from alembic_ops import CURRENT_VERSION, CreatePGEventTriggerOp, declared_specs
 
     op = Operations(MigrationContext.configure(connection))
-    op.install_pgevents()
+    op.install_pgevents(version=CURRENT_VERSION)
     for spec in declared_specs(metadata).values():
-        op.invoke(CreatePGEventTriggerOp.from_spec(spec))
+        op.invoke(CreatePGEventTriggerOp(spec))
 
 
 def revisions(migrations: Path) -> list[str]:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import URL
 
-from alembic_ops import declared_specs
+from alembic_ops import CURRENT_VERSION, declared_specs
 from pgevents_migrate import PGEvents
 from tests.apps import Define, flask_db, make_app, migrate_and_upgrade
 from tests.conftest import temporary_database
@@ -143,8 +143,8 @@ def test_excluded_table_gets_no_ops_and_keeps_its_triggers(
     assert fetch(dsn, ARTIFACT_SQL) == []
 
     def install_on_note(op: Any) -> None:
-        op.install_pgevents()
-        op.create_pgevent_trigger("note", events=("insert",))
+        op.install_pgevents(version=CURRENT_VERSION)
+        op.create_pgevent_trigger("note", events=("insert",), version=CURRENT_VERSION)
 
     run_ops(install_on_note)
     note_triggers = [row for row in fetch(dsn, TRIGGERS_SQL) if row[1] == "note"]

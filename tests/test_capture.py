@@ -10,6 +10,7 @@ from typing import Any
 import psycopg2
 import pytest
 
+from alembic_ops import CURRENT_VERSION
 from pgevents_migrate.queue import EventQueue
 from tests.pg import Listener, RunOps, events, execute, fetch, wait_for
 
@@ -17,11 +18,11 @@ from tests.pg import Listener, RunOps, events, execute, fetch, wait_for
 @pytest.fixture
 def capture(run_ops: RunOps, dsn: str) -> Callable[..., None]:
     """Install the artifact, create a table from ``ddl``, and put triggers on it."""
-    run_ops(lambda op: op.install_pgevents())
+    run_ops(lambda op: op.install_pgevents(version=CURRENT_VERSION))
 
     def make(ddl: str, table: str, **options: Any) -> None:
         execute(dsn, ddl)
-        run_ops(lambda op: op.create_pgevent_trigger(table, **options))
+        run_ops(lambda op: op.create_pgevent_trigger(table, **options, version=CURRENT_VERSION))
 
     return make
 
@@ -135,9 +136,9 @@ def test_broadcast_and_queue_give_the_same_key_values(
     execute(dsn, f"CREATE TABLE q (k {key_type} PRIMARY KEY)", f"CREATE TABLE b (k {key_type} PRIMARY KEY)")
     run_ops(
         lambda op: (
-            op.install_pgevents(),
-            op.create_pgevent_trigger("q", events="insert"),
-            op.create_pgevent_trigger("b", events="insert", delivery="broadcast"),
+            op.install_pgevents(version=CURRENT_VERSION),
+            op.create_pgevent_trigger("q", events="insert", version=CURRENT_VERSION),
+            op.create_pgevent_trigger("b", events="insert", delivery="broadcast", version=CURRENT_VERSION),
         )
     )
     listener = Listener(dsn, "pgevents_broadcast")
@@ -280,8 +281,8 @@ def test_statements_of_many_rows_and_a_renamed_key(
         # What `flask db migrate` writes for the drifted key: new triggers.
         run_ops(
             lambda op: (
-                op.drop_pgevent_trigger("t", delivery=delivery),
-                op.create_pgevent_trigger("t", delivery=delivery),
+                op.drop_pgevent_trigger("t", delivery=delivery, version=CURRENT_VERSION),
+                op.create_pgevent_trigger("t", delivery=delivery, version=CURRENT_VERSION),
             )
         )
         execute(dsn, "INSERT INTO t SELECT g, 0 FROM generate_series(101, 160) g")
@@ -315,8 +316,10 @@ def test_hostile_and_mixed_case_names(run_ops: RunOps, dsn: str) -> None:
             )
         )
     conn.close()
-    run_ops(lambda op: op.install_pgevents())
-    run_ops(lambda op: op.create_pgevent_trigger(table, schema=schema, columns=[column]))
+    run_ops(lambda op: op.install_pgevents(version=CURRENT_VERSION))
+    run_ops(
+        lambda op: op.create_pgevent_trigger(table, schema=schema, columns=[column], version=CURRENT_VERSION)
+    )
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         target = psycopg2.sql.SQL("{}.{}").format(
             psycopg2.sql.Identifier(schema), psycopg2.sql.Identifier(table)
@@ -342,7 +345,12 @@ def test_hostile_key_column_in_a_generated_capture_function(run_ops: RunOps, dsn
             psycopg2.sql.SQL("CREATE TABLE {} ({} text PRIMARY KEY)").format(ident(table), ident(key))
         )
     conn.close()
-    run_ops(lambda op: (op.install_pgevents(), op.create_pgevent_trigger(table, delivery=delivery)))
+    run_ops(
+        lambda op: (
+            op.install_pgevents(version=CURRENT_VERSION),
+            op.create_pgevent_trigger(table, delivery=delivery, version=CURRENT_VERSION),
+        )
+    )
     assert fetch(dsn, "SELECT proname FROM pg_proc WHERE proname LIKE 'capture_%' ORDER BY 1") == [
         (f"capture_{table}_{event}",) for event in ("delete", "insert", "update")
     ]
@@ -364,16 +372,18 @@ def test_hostile_key_column_in_a_generated_capture_function(run_ops: RunOps, dsn
 
 def test_table_without_primary_key_is_rejected_by_name(run_ops: RunOps, dsn: str) -> None:
     execute(dsn, 'CREATE SCHEMA "Billing"', 'CREATE TABLE "Billing"."Log" (line text)')
-    run_ops(lambda op: op.install_pgevents())
+    run_ops(lambda op: op.install_pgevents(version=CURRENT_VERSION))
     with pytest.raises(Exception, match=r'pgevents: table "Billing"\."Log" has no primary key'):
-        run_ops(lambda op: op.create_pgevent_trigger("Log", schema="Billing"))
+        run_ops(lambda op: op.create_pgevent_trigger("Log", schema="Billing", version=CURRENT_VERSION))
     assert fetch(dsn, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgevents%'") == [(0,)]
 
 
 def test_capture_into_a_custom_event_schema(run_ops: RunOps, dsn: str) -> None:
     execute(dsn, "CREATE TABLE t (id int PRIMARY KEY)")
-    run_ops(lambda op: op.install_pgevents(schema="Audit_Events"))
-    run_ops(lambda op: op.create_pgevent_trigger("t", pgevents_schema="Audit_Events"))
+    run_ops(lambda op: op.install_pgevents(schema="Audit_Events", version=CURRENT_VERSION))
+    run_ops(
+        lambda op: op.create_pgevent_trigger("t", pgevents_schema="Audit_Events", version=CURRENT_VERSION)
+    )
     execute(dsn, "INSERT INTO t VALUES (7)")
     assert [e["pk"] for e in events(dsn, schema="Audit_Events")] == [{"id": 7}]
     assert fetch(dsn, "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgevents'") == [(0,)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import re
 import uuid
 from collections.abc import Callable
 
@@ -18,6 +19,7 @@ from alembic.operations import Operations
 
 import alembic_ops
 from alembic_ops import (
+    CURRENT_VERSION,
     ArtifactVersionError,
     CreatePGEventTriggerOp,
     DowngradePGEventsOp,
@@ -25,7 +27,9 @@ from alembic_ops import (
     InstallPGEventsOp,
     InvalidIdentifierError,
     InvalidTriggerSpecError,
+    MissingArtifactVersionError,
     RefusedOperationError,
+    TriggerSpec,
     UninstallPGEventsOp,
     UnknownArtifactVersionError,
     UpgradePGEventsOp,
@@ -62,7 +66,7 @@ def offline_sql(body: Callable[[Operations], None]) -> str:
 
 def test_install_and_uninstall_round_trip(run_ops: RunOps, dsn: str) -> None:
     empty = fetch(dsn, STATE_SQL)
-    run_ops(lambda op: op.install_pgevents())
+    run_ops(lambda op: op.install_pgevents(version=CURRENT_VERSION))
     installed = fetch(dsn, STATE_SQL)
     assert ("schema", "pgevents") in installed
     assert {name for kind, name in installed if kind == "relation"} >= {
@@ -74,52 +78,54 @@ def test_install_and_uninstall_round_trip(run_ops: RunOps, dsn: str) -> None:
     assert fetch(dsn, "SELECT obj_description('pgevents.capture()'::regprocedure)") == [
         ("pgevents-migrate artifact 4",)
     ]
-    run_ops(lambda op: op.uninstall_pgevents())
+    run_ops(lambda op: op.uninstall_pgevents(version=CURRENT_VERSION))
     assert fetch(dsn, STATE_SQL) == empty
-    run_ops(lambda op: op.install_pgevents())
+    run_ops(lambda op: op.install_pgevents(version=CURRENT_VERSION))
     assert fetch(dsn, STATE_SQL) == installed
 
 
 def test_uninstall_keeps_a_schema_it_did_not_create(run_ops: RunOps, dsn: str) -> None:
     execute(dsn, "CREATE SCHEMA pgevents", "CREATE TABLE pgevents.mine (id int)")
-    run_ops(lambda op: op.install_pgevents())
-    run_ops(lambda op: op.uninstall_pgevents())
+    run_ops(lambda op: op.install_pgevents(version=CURRENT_VERSION))
+    run_ops(lambda op: op.uninstall_pgevents(version=CURRENT_VERSION))
     assert fetch(dsn, "SELECT count(*) FROM pgevents.mine") == [(0,)]
     execute(dsn, "DROP TABLE pgevents.mine")
-    run_ops(lambda op: op.install_pgevents())
-    run_ops(lambda op: op.uninstall_pgevents())
+    run_ops(lambda op: op.install_pgevents(version=CURRENT_VERSION))
+    run_ops(lambda op: op.uninstall_pgevents(version=CURRENT_VERSION))
     assert fetch(dsn, "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgevents'") == [(1,)]
 
 
 def test_uninstall_refuses_while_triggers_use_the_function(run_ops: RunOps, dsn: str) -> None:
     execute(dsn, "CREATE TABLE t (id int PRIMARY KEY)")
-    run_ops(lambda op: op.install_pgevents())
-    run_ops(lambda op: op.create_pgevent_trigger("t"))
+    run_ops(lambda op: op.install_pgevents(version=CURRENT_VERSION))
+    run_ops(lambda op: op.create_pgevent_trigger("t", version=CURRENT_VERSION))
     with pytest.raises(Exception, match="other objects depend on it"):
-        run_ops(lambda op: op.uninstall_pgevents())
+        run_ops(lambda op: op.uninstall_pgevents(version=CURRENT_VERSION))
     execute(dsn, "INSERT INTO t VALUES (1)")
     assert len(events(dsn)) == 1
 
 
 def test_trigger_up_down_up_leaves_catalogs_identical(run_ops: RunOps, dsn: str) -> None:
     execute(dsn, 'CREATE SCHEMA "Sales"', 'CREATE TABLE "Sales"."Order" (id int PRIMARY KEY, a int)')
-    run_ops(lambda op: op.install_pgevents())
+    run_ops(lambda op: op.install_pgevents(version=CURRENT_VERSION))
     before = fetch(dsn, STATE_SQL)
     options = {"schema": "Sales", "events": ("insert", "update"), "columns": ["a"], "images": True}
-    run_ops(lambda op: op.create_pgevent_trigger("Order", **options))
+    run_ops(lambda op: op.create_pgevent_trigger("Order", **options, version=CURRENT_VERSION))
     created = fetch(dsn, STATE_SQL)
     assert [name for kind, name in created if kind == "trigger"] == [
         "Order.pgevents_insert:4:queue\\000images\\0001\\000id\\000",
         "Order.pgevents_update:16:queue\\000images\\0001\\000id\\000a\\000",
     ]
-    run_ops(lambda op: op.drop_pgevent_trigger("Order", **options))
+    run_ops(lambda op: op.drop_pgevent_trigger("Order", **options, version=CURRENT_VERSION))
     assert fetch(dsn, STATE_SQL) == before
-    run_ops(lambda op: op.create_pgevent_trigger("Order", **options))
+    run_ops(lambda op: op.create_pgevent_trigger("Order", **options, version=CURRENT_VERSION))
     assert fetch(dsn, STATE_SQL) == created
 
 
 def test_reverse_and_diff_tuples() -> None:
-    create = CreatePGEventTriggerOp("t", schema="s", events=["after_update", "insert"], columns=["b", "a"])
+    create = CreatePGEventTriggerOp(
+        TriggerSpec("t", schema="s", events=("after_update", "insert"), columns=("b", "a"))
+    )
     drop = create.reverse()
     assert isinstance(drop, DropPGEventTriggerOp)
     assert drop.spec == create.spec and drop.version == create.version
@@ -150,8 +156,10 @@ def test_offline_sql_is_runnable(dsn: str) -> None:
     schema, table, column = "Odd %s :name", "it's %(x)s", "a::b := %"
     sql = offline_sql(
         lambda op: (
-            op.install_pgevents(),
-            op.create_pgevent_trigger(table, schema=schema, columns=[column], images=True),
+            op.install_pgevents(version=CURRENT_VERSION),
+            op.create_pgevent_trigger(
+                table, schema=schema, columns=[column], images=True, version=CURRENT_VERSION
+            ),
         )
     )
     assert "%%" not in sql
@@ -168,14 +176,19 @@ def test_offline_sql_is_runnable(dsn: str) -> None:
     conn.close()
     (event,) = events(dsn)
     assert (event["schema_name"], event["table_name"], event["new"]) == (schema, table, {"id": 1, column: 2})
-    down = offline_sql(lambda op: (op.drop_pgevent_trigger(table, schema=schema), op.uninstall_pgevents()))
+    down = offline_sql(
+        lambda op: (
+            op.drop_pgevent_trigger(table, schema=schema, version=CURRENT_VERSION),
+            op.uninstall_pgevents(version=CURRENT_VERSION),
+        )
+    )
     with pytest.raises(psycopg2.errors.RaiseException, match="holds 1 undelivered event"):
         execute(dsn, down)  # the printed guard refuses to drop a pending event
     assert len(events(dsn)) == 1
     down = offline_sql(
         lambda op: (
-            op.drop_pgevent_trigger(table, schema=schema),
-            op.uninstall_pgevents(discard_events=True),
+            op.drop_pgevent_trigger(table, schema=schema, version=CURRENT_VERSION),
+            op.uninstall_pgevents(discard_events=True, version=CURRENT_VERSION),
         )
     )
     execute(dsn, down)  # no parameters: run as printed
@@ -188,7 +201,7 @@ def test_migration_replays_the_version_it_was_rendered_with() -> None:
     with pytest.raises(UnknownArtifactVersionError, match="version 99 is not shipped"):
         offline_sql(lambda op: op.install_pgevents(version=99))
     with pytest.raises(UnknownArtifactVersionError):
-        CreatePGEventTriggerOp("t", version=0)
+        CreatePGEventTriggerOp(TriggerSpec("t"), version=0)
 
 
 #: sha256 of what each released version renders for a fixed set of arguments.
@@ -220,7 +233,7 @@ RELEASED_SQL = {
 
 
 def test_released_versions_render_byte_identically() -> None:
-    spec = CreatePGEventTriggerOp("Order", schema="Sales", columns=["a"], images=True).spec
+    spec = TriggerSpec("Order", schema="Sales", columns=("a",), images=True)
     render: dict[str, Callable[[int], str]] = {
         "install": lambda version: artifacts.install_sql("pgevents", version),
         "uninstall": lambda version: artifacts.uninstall_sql("pgevents", version),
@@ -288,12 +301,14 @@ def test_artifact_3_gives_single_key_triggers_functions_of_their_own(run_ops: Ru
     )
     run_ops(
         lambda op: (
-            op.install_pgevents(),
-            op.create_pgevent_trigger("item", events=("insert", "update")),
-            op.create_pgevent_trigger("item", schema="other", events="insert", delivery="broadcast"),
-            op.create_pgevent_trigger("pair", events="insert"),
-            op.create_pgevent_trigger("imaged", events="insert", images=True),
-            op.create_pgevent_trigger(LONG, events="insert"),
+            op.install_pgevents(version=CURRENT_VERSION),
+            op.create_pgevent_trigger("item", events=("insert", "update"), version=CURRENT_VERSION),
+            op.create_pgevent_trigger(
+                "item", schema="other", events="insert", delivery="broadcast", version=CURRENT_VERSION
+            ),
+            op.create_pgevent_trigger("pair", events="insert", version=CURRENT_VERSION),
+            op.create_pgevent_trigger("imaged", events="insert", images=True, version=CURRENT_VERSION),
+            op.create_pgevent_trigger(LONG, events="insert", version=CURRENT_VERSION),
         )
     )
     assert fetch(dsn, GENERATED_SQL) == [
@@ -308,11 +323,16 @@ def test_artifact_3_gives_single_key_triggers_functions_of_their_own(run_ops: Ru
         ("pgevents-migrate capture of other.item insert",)
     ]
     with pytest.raises(sa.exc.InternalError, match="trigger pgevents_insert on table item depends on"):
-        run_ops(lambda op: op.uninstall_pgevents())
-    run_ops(lambda op: op.drop_pgevent_trigger("item", events="update"))
+        run_ops(lambda op: op.uninstall_pgevents(version=CURRENT_VERSION))
+    run_ops(lambda op: op.drop_pgevent_trigger("item", events="update", version=CURRENT_VERSION))
     assert "pgevents.capture_item_update()" not in [row[2] for row in fetch(dsn, GENERATED_SQL)]
     execute(dsn, "DROP TABLE item, pair, imaged, other.item")
-    run_ops(lambda op: (op.drop_pgevent_trigger(LONG, events="insert"), op.uninstall_pgevents()))
+    run_ops(
+        lambda op: (
+            op.drop_pgevent_trigger(LONG, events="insert", version=CURRENT_VERSION),
+            op.uninstall_pgevents(version=CURRENT_VERSION),
+        )
+    )
     assert fetch(dsn, STATE_SQL) == []
 
 
@@ -433,7 +453,7 @@ def test_upgrade_to_4_and_back(run_ops: RunOps, dsn: str) -> None:
         ("delete", {"id": 1}),
         ("insert", {"a": 1, "b": 2}),
     ]
-    run_ops(lambda op: op.uninstall_pgevents(schema="pgevents_fresh"))
+    run_ops(lambda op: op.uninstall_pgevents(schema="pgevents_fresh", version=CURRENT_VERSION))
 
     run_ops(lambda op: op.downgrade_pgevents(from_version=4, to_version=3))
     assert (fetch(dsn, STATE_SQL), fetch(dsn, SOURCES_SQL), fetch(dsn, NOT_NULL_SQL)) == at_v3
@@ -471,7 +491,9 @@ def test_offline_version_change_is_runnable(run_ops: RunOps, dsn: str) -> None:
 def test_rendered_operations_are_literal_and_import_the_package() -> None:
     context = AutogenContext(MigrationContext.configure(dialect_name="postgresql"))
     create = CreatePGEventTriggerOp(
-        "Order", schema="Sales", events="update", columns=["email"], delivery="broadcast", images=True
+        TriggerSpec(
+            "Order", schema="Sales", events=("update",), columns=("email",), delivery="broadcast", images=True
+        )
     )
     assert render_op_text(context, create) == (
         "op.create_pgevent_trigger('Order', schema='Sales', events=('update',), columns=('email',), "
@@ -514,7 +536,24 @@ def test_bad_input_gets_a_clear_error(
     kwargs: dict[str, object], error: type[Exception], message: str
 ) -> None:
     with pytest.raises(error, match=message):
-        CreatePGEventTriggerOp(**kwargs)  # type: ignore[arg-type]
+        offline_sql(lambda op: op.create_pgevent_trigger(**kwargs, version=CURRENT_VERSION))
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        (lambda op: op.install_pgevents(), "op.install_pgevents(schema='pgevents') needs version="),
+        (lambda op: op.uninstall_pgevents(schema="ev"), "op.uninstall_pgevents(schema='ev') needs version="),
+        (lambda op: op.create_pgevent_trigger("user"), "op.create_pgevent_trigger('user') needs version="),
+        (lambda op: op.drop_pgevent_trigger("user"), "op.drop_pgevent_trigger('user') needs version="),
+    ],
+    ids=["install", "uninstall", "create", "drop"],
+)
+def test_a_migration_must_name_the_artifact_version(call: Callable[[Operations], None], named: str) -> None:
+    with pytest.raises(MissingArtifactVersionError, match=re.escape(named)) as raised:
+        offline_sql(call)
+    assert "so that it runs the same SQL after pgevents-migrate is upgraded" in str(raised.value)
+    assert f"write version={CURRENT_VERSION}" in str(raised.value)
 
 
 def test_package_imports_no_flask() -> None:

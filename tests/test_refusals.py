@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import URL
 
+from alembic_ops import CURRENT_VERSION
 from pgevents_migrate import PGEvents, UncapturableTableError
 from tests.apps import Define, flask_db, make_app, migrate_and_upgrade, revisions
 from tests.pg import events, execute, fetch
@@ -199,8 +200,15 @@ def test_migrate_refuses_a_mapped_table_without_a_primary_key(
             "op.create_pgevent_trigger('ghost', version=4)",
             "pgevents: table ghost does not exist. Create it in this migration or an earlier one",
         ),
+        (
+            "CREATE TABLE doc (id int PRIMARY KEY)",
+            "op.create_pgevent_trigger('doc')",
+            "pgevents: op.create_pgevent_trigger('doc') needs version=: the artifact version the migration "
+            "was written for, so that it runs the same SQL after pgevents-migrate is upgraded; "
+            f"in a migration written now, write version={CURRENT_VERSION}",
+        ),
     ],
-    ids=["unknown-column", "no-primary-key", "no-table"],
+    ids=["unknown-column", "no-primary-key", "no-table", "no-version"],
 )
 def test_upgrade_refuses_a_hand_written_trigger_in_one_line(
     database_url: URL, migrations: Path, dsn: str, setup: str, call: str, message: str
