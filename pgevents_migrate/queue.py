@@ -1,18 +1,22 @@
 """``EventQueue``: the durable queue's SQL (claim, acknowledge, retry, dead letters).
 
-Claims take row locks with ``SKIP LOCKED`` and commit at once with a lease:
-``available_at`` moves into the future and ``attempts`` grows by one. The pair
-``(id, attempts)`` identifies a claim, so a worker whose lease ran out can no
-longer acknowledge, renew or fail an event another worker has claimed since.
+The statements live, named, in ``sql/queries.sql``. Claims take row locks with
+``SKIP LOCKED`` and commit at once with a lease: ``available_at`` moves into
+the future and ``attempts`` grows by one. The pair ``(id, attempts)``
+identifies a claim, so a worker whose lease ran out can no longer acknowledge,
+renew or fail an event another worker has claimed since.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from importlib import resources
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 import psycopg2.extensions
 from psycopg2 import sql
@@ -24,12 +28,59 @@ from .event import Event
 Connection = psycopg2.extensions.connection
 Cursor = psycopg2.extensions.cursor
 
-_EVENT_COLUMNS = "id, op, schema_name, table_name, pk, old, new, changed, txid, created_at"
+_QUERY_NAME = re.compile(r"^-- (\w+) --$", re.MULTILINE)
+
+
+def parse_queries(text: str) -> dict[str, str]:
+    """The queries of a ``-- name --`` file by name, without their comment lines or final ``;``."""
+    parts = _QUERY_NAME.split(text)[1:]
+    queries: dict[str, str] = {}
+    for name, body in zip(parts[::2], parts[1::2], strict=True):
+        if name in queries:
+            raise ValueError(f"query {name!r} is defined twice")
+        lines = [line for line in body.splitlines() if not line.lstrip().startswith("--")]
+        queries[name] = "\n".join(lines).strip().removesuffix(";")
+    return queries
+
+
+#: The statements of ``sql/queries.sql``, by name.
+QUERIES = parse_queries(
+    resources.files(__package__).joinpath("sql", "queries.sql").read_text(encoding="utf-8")
+)
+
+
+def query(name: str, **identifiers: str) -> sql.Composed:
+    """The query ``name`` with its ``{placeholders}`` filled by these identifiers."""
+    try:
+        text = QUERIES[name]
+    except KeyError:
+        raise KeyError(f"no query named {name!r} in pgevents_migrate/sql/queries.sql") from None
+    return sql.SQL(text).format(**{key: sql.Identifier(value) for key, value in identifiers.items()})
 
 
 def _int_array(values: Iterable[int]) -> str:
     """A PostgreSQL array literal of integers: ``{1,2,3}``."""
     return "{" + ",".join(map(str, map(int, values))) + "}"
+
+
+class ClaimRow(NamedTuple):
+    """A row the claim query returns (the JSON columns as text)."""
+
+    id: int
+    op: str
+    schema_name: str
+    table_name: str
+    pk: str
+    old: str | None
+    new: str | None
+    changed: list[str] | None
+    txid: str
+    created_at: datetime
+    attempts: int
+    done: list[str] | None
+
+
+_by_id = attrgetter("id")
 
 
 @dataclass(frozen=True)
@@ -71,122 +122,48 @@ class EventQueue:
     def __init__(self, schema: str) -> None:
         self.schema = schema
         self._flag = sleeping_sequence(schema)
-        s = sql.Identifier(schema)
-        self._claim = sql.SQL(
-            """
-            WITH claimed AS (
-                SELECT id FROM {s}.event
-                 WHERE (available_at IS NULL OR available_at <= clock_timestamp())
-                   AND (schema_name, table_name) IN
-                       (SELECT * FROM unnest(%(schemas)s::text[], %(tables)s::text[]))
-                 ORDER BY id
-                 LIMIT %(limit)s
-                   FOR UPDATE SKIP LOCKED
-            )
-            UPDATE {s}.event e
-               SET attempts = e.attempts + 1,
-                   available_at = clock_timestamp() + make_interval(secs => %(lease)s)
-             WHERE e.id = ANY(ARRAY(SELECT id FROM claimed))
-            RETURNING e.id, e.op, e.schema_name, e.table_name, e.pk::text, e.old::text, e.new::text,
-                      e.changed, e.txid::text AS txid, e.created_at, e.attempts,
-                      NULLIF(e.done, '{{}}')
-            """
-        ).format(s=s)
-        # ``e.id = ANY(ids)`` lets the planner reach the claimed rows through the
-        # primary key: joined to ``unnest`` alone it picks a hash join over a
-        # sequential scan of the whole log, once per batch.
-        claims = "unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS c(id, attempts)"
-        match = " WHERE e.id = ANY(%(ids)s::bigint[]) AND e.id = c.id AND e.attempts = c.attempts"
-        # Renewals skip rows another statement has locked (the worker's own
-        # acknowledgement deleting them): they never wait on it, so the two
-        # cannot deadlock by locking overlapping claims in different orders.
-        self._extend = sql.SQL(
-            "UPDATE {s}.event SET available_at = clock_timestamp() + make_interval(secs => %(lease)s)"
-            " WHERE id = ANY(ARRAY(SELECT e.id FROM {s}.event e, "
-            + claims
-            + match
-            + " FOR UPDATE OF e SKIP LOCKED))"
-        ).format(s=s)
-        self._delete = sql.SQL("DELETE FROM {s}.event e USING " + claims + match).format(s=s)
-        self._archive = sql.SQL(
-            "WITH done AS (DELETE FROM {s}.event e USING " + claims + match + " RETURNING e.*)"
-            " INSERT INTO {s}.processed (" + _EVENT_COLUMNS + ", attempts)"
-            " SELECT " + _EVENT_COLUMNS + ", attempts FROM done"
-        ).format(s=s)
-        self._release = sql.SQL(
-            "UPDATE {s}.event e SET attempts = e.attempts - 1, available_at = NULL FROM " + claims + match
-        ).format(s=s)
-        self._retry_later = sql.SQL(
-            "UPDATE {s}.event SET available_at = clock_timestamp() + make_interval(secs => %s),"
-            " last_error = %s, done = %s WHERE id = %s AND attempts = %s"
-        ).format(s=s)
-        self._bury = sql.SQL(
-            "WITH d AS (DELETE FROM {s}.event WHERE id = %s AND attempts = %s RETURNING *)"
-            " INSERT INTO {s}.dead_letter (" + _EVENT_COLUMNS + ", attempts, done, error)"
-            " SELECT " + _EVENT_COLUMNS + ", attempts, %s, %s FROM d"
-        ).format(s=s)
-        self._resurrect = sql.SQL(
-            "WITH d AS (DELETE FROM {s}.dead_letter WHERE %s OR id = ANY(%s) RETURNING *)"
-            " INSERT INTO {s}.event (" + _EVENT_COLUMNS + ", attempts, done, last_error)"
-            " OVERRIDING SYSTEM VALUE"
-            " SELECT " + _EVENT_COLUMNS + ", 0, done, error FROM d"
-        ).format(s=s)
-        self._dead_letters = sql.SQL(
-            "SELECT id, op, schema_name, table_name, pk, attempts, error, failed_at"
-            " FROM {s}.dead_letter ORDER BY id LIMIT %s"
-        ).format(s=s)
+        self._claim = query("claim", s=schema)
+        self._extend = query("extend_leases", s=schema)
+        self._delete = query("delete_claims", s=schema)
+        self._archive = query("archive_claims", s=schema)
+        self._release = query("release_claims", s=schema)
+        self._retry_later = query("retry_later", s=schema)
+        self._bury = query("bury", s=schema)
+        self._resurrect = query("retry_dead_letters", s=schema)
+        self._notify = query("notify")
+        self._dead_letters = query("dead_letters", s=schema)
         self._purge = {
-            table: sql.SQL(
-                "DELETE FROM {s}.{t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {s}.{t}"
-                " WHERE {c} < clock_timestamp() - make_interval(secs => %s) LIMIT %s))"
-            ).format(
-                s=s,
-                t=sql.Identifier(table),
-                c=sql.Identifier("processed_at" if table == "processed" else "failed_at"),
-            )
-            for table in ("processed", "dead_letter")
+            table: query("purge", s=schema, table=table, timestamp=timestamp)
+            for table, timestamp in (("processed", "processed_at"), ("dead_letter", "failed_at"))
         }
-        self._counts = sql.SQL(
-            "SELECT (SELECT count(*) FROM {s}.event), (SELECT count(*) FROM {s}.dead_letter),"
-            " (SELECT min(created_at) FROM {s}.event), pg_notification_queue_usage()"
-        ).format(s=s)
-        # Each change of the sleeper rows also sets the flag sequence (artifact
-        # 4 on) from them, in one implicit transaction under a lock that
-        # serializes the changes: every statement of it sees the ones before.
+        self._counts = query("counts", s=schema)
         self._sleeper_changes = {
-            change: sql.SQL(
-                "LOCK TABLE {s}.sleeper IN SHARE ROW EXCLUSIVE MODE; " + statement + "; SELECT"
-                " setval(flag, (EXISTS (SELECT FROM {s}.sleeper))::integer)"
-                " FROM to_regclass(%s) AS flag WHERE flag IS NOT NULL"
-            ).format(s=s)
-            for change, statement in {
-                "sleep": "INSERT INTO {s}.sleeper (backend_pid) VALUES (pg_backend_pid())"
-                " ON CONFLICT DO NOTHING",
-                "wake": "DELETE FROM {s}.sleeper WHERE backend_pid = pg_backend_pid()",
-                "forget_stale": "DELETE FROM {s}.sleeper WHERE backend_pid NOT IN"
-                " (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)",
-            }.items()
+            change: query(change, s=schema) for change in ("sleep", "wake", "forget_stale_sleepers")
         }
 
     def claim_rows(
         self, conn: Connection, limit: int, lease: float, tables: tuple[list[str], list[str]]
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[ClaimRow]:
         """Claim up to ``limit`` available events of ``tables`` (schemas, names).
 
         Returns the rows, oldest first; ``claims_from_rows`` makes claims of them.
         """
-        # Plain tuples: RealDictCursor builds each row in Python, column by column.
         with conn.cursor() as cur:
             cur.execute(self.claim_statement(cur, limit, lease, tables))
-            rows = cur.fetchall()
+            rows = self.fetch_claim_rows(cur)
         conn.commit()
-        rows.sort(key=lambda row: row[0])
         return rows
 
     @staticmethod
-    def claim_keys(rows: Sequence[tuple[Any, ...]]) -> list[tuple[int, int]]:
+    def fetch_claim_rows(cur: Cursor) -> list[ClaimRow]:
+        """The rows a claim statement executed on ``cur`` returned, oldest first."""
+        # Named tuples, one C call each: RealDictCursor would build each row in Python.
+        return sorted(map(ClaimRow._make, cur.fetchall()), key=_by_id)
+
+    @staticmethod
+    def claim_keys(rows: Sequence[ClaimRow]) -> list[tuple[int, int]]:
         """The ``(id, attempts)`` of the claims in the rows a claim statement returned."""
-        return [(row[0], row[10]) for row in rows]
+        return [(row.id, row.attempts) for row in rows]
 
     def claim_statement(
         self, cur: Cursor, limit: int, lease: float, tables: tuple[list[str], list[str]]
@@ -203,33 +180,31 @@ class EventQueue:
         return cur.mogrify(statement, {"ids": _int_array(ids), "attempts": _int_array(attempts)})
 
     @staticmethod
-    def claims_from_rows(rows: list[tuple[Any, ...]]) -> list[Claim]:
+    def claims_from_rows(rows: list[ClaimRow]) -> list[Claim]:
         """The claims of the rows a claim statement returned, in their order."""
         if not rows:
             return []
         # The JSON columns come as text (psycopg2 would call json.loads per
         # value): one decoder call for all the keys of the batch.
-        pks = json.loads("[" + ",".join([row[4] for row in rows]) + "]")
+        pks = json.loads("[" + ",".join([row.pk for row in rows]) + "]")
         return [
             Claim(
                 Event(
-                    id=event_id,
-                    op=op,
-                    schema=schema,
-                    table=table,
+                    id=row.id,
+                    op=row.op,
+                    schema=row.schema_name,
+                    table=row.table_name,
                     pk=pk,
-                    old=None if old is None else json.loads(old),
-                    new=None if new is None else json.loads(new),
-                    changed=None if changed is None else tuple(changed),
-                    txid=int(txid),
-                    created_at=created_at,
-                    attempt=attempts,
+                    old=None if row.old is None else json.loads(row.old),
+                    new=None if row.new is None else json.loads(row.new),
+                    changed=None if row.changed is None else tuple(row.changed),
+                    txid=int(row.txid),
+                    created_at=row.created_at,
+                    attempt=row.attempts,
                 ),
-                () if done is None else tuple(done),
+                () if row.done is None else tuple(row.done),
             )
-            for (event_id, op, schema, table, _, old, new, changed, txid, created_at, attempts, done), pk in (
-                zip(rows, pks, strict=True)
-            )
+            for row, pk in zip(rows, pks, strict=True)
         ]
 
     def _for_claims(
@@ -284,7 +259,7 @@ class EventQueue:
         with conn.cursor() as cur:
             cur.execute(self._resurrect, (ids is None, list(ids or ())))
             count = cur.rowcount
-            cur.execute("SELECT pg_notify(%s, '')", (self.schema,))
+            cur.execute(self._notify, (self.schema,))
         conn.commit()
         return int(count)
 
@@ -317,7 +292,7 @@ class EventQueue:
 
     def forget_stale_sleepers(self, conn: Connection) -> None:
         """Drop sleeper rows of connections that no longer exist (and a flag a crash left set)."""
-        self._change_sleepers(conn, "forget_stale")
+        self._change_sleepers(conn, "forget_stale_sleepers")
 
     def _change_sleepers(self, conn: Connection, change: str) -> None:
         with conn.cursor() as cur:

@@ -19,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 import psycopg2
 import psycopg2.extensions
@@ -35,13 +34,13 @@ from alembic_ops.spec import TableKey, TriggerSpec
 from .config import WorkerConfig
 from .dispatch import Dispatcher
 from .event import Event
-from .queue import Claim, Connection, Cursor, EventQueue
+from .queue import Claim, ClaimRow, Connection, Cursor, EventQueue
 from .status import TableStatus, compare, describe, require_artifact
 
 log = logging.getLogger("pgevents_migrate")
 
 Key = tuple[int, int]
-Row = tuple[Any, ...]
+Row = ClaimRow
 
 #: Errors that mean the connection is gone (server restart, terminated backend, network).
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
@@ -334,7 +333,7 @@ class Worker:
         So their leases are renewed even while a long callback runs.
         """
         psycopg2.extras.wait_select(cur.connection)
-        return self._hold(sorted(cur.fetchall(), key=lambda row: row[0]))
+        return self._hold(self.queue.fetch_claim_rows(cur))
 
     def _collect_prefetch(self, more: bool) -> tuple[list[Row], bool]:
         """Hold the claims prefetched (their rows); also says whether the queue may have more."""

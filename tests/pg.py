@@ -11,7 +11,8 @@ import psycopg2
 import psycopg2.extensions
 import psycopg2.sql
 from alembic.operations import Operations
-from sqlalchemy.engine import URL
+
+from pgevents_migrate.extension import libpq_dsn as libpq_dsn
 
 T = TypeVar("T")
 #: The ``run_ops`` fixture: runs Alembic operations online against the test database.
@@ -47,11 +48,6 @@ def events(dsn: str, schema: str = "pgevents") -> list[dict[str, Any]]:
         rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     conn.close()
     return rows
-
-
-def libpq_dsn(url: URL) -> str:
-    """A libpq connection string for ``url`` (psycopg2.connect accepts it)."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class Listener:

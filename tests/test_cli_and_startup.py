@@ -8,7 +8,6 @@ refuses) declared tables whose triggers are missing or differ.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -146,14 +145,6 @@ def test_status_reads_the_catalog_with_either_driver(database_url: URL, tmp_path
 
 
 # -- 7: a starting worker checks the declared triggers ----------------------------------
-
-
-@pytest.fixture
-def runtime(database_url: URL) -> Iterator[Flask]:
-    """The runtime app, installed as its migrations would."""
-    app = runtime_app.create_app(database_url.render_as_string(hide_password=False))
-    runtime_app.install(app)
-    yield app
 
 
 def _connect_twice(app: Flask, caplog: pytest.LogCaptureFixture) -> list[list[str]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg2
@@ -22,19 +21,11 @@ from tests.apps import install_declared
 from tests.pg import execute, fetch, libpq_dsn, wait_for
 
 
-@pytest.fixture
-def app(database_url: URL) -> Iterator[Flask]:
-    app = runtime_app.create_app(database_url.render_as_string(hide_password=False))
-    runtime_app.install(app)
-    yield app
-    runtime_app.pgevents.stop(10)
-
-
 def handled(dsn: str, listener: str = "on_user") -> list[tuple[Any, ...]]:
     return fetch(dsn, "SELECT op, pk, attempt FROM handled WHERE listener = %s ORDER BY n", (listener,))
 
 
-def test_queue_events_from_raw_sql_are_delivered_once(app: Flask, dsn: str) -> None:
+def test_queue_events_from_raw_sql_are_delivered_once(runtime: Flask, dsn: str) -> None:
     execute(dsn, """INSERT INTO "user" (email) VALUES ('a'), ('b')""", """UPDATE "user" SET name = 'x'""")
     execute(dsn, """DELETE FROM "user" WHERE id = 1""")
     assert runtime_app.pgevents.handle_events() == 5
@@ -151,7 +142,7 @@ def test_any_postgresql_driver_in_the_app_url(database_url: URL, dsn: str, drive
     assert [e.pk for e in received] == [{"id": 1}]
 
 
-def test_background_worker_receives_broadcast_and_queue_events(app: Flask, dsn: str) -> None:
+def test_background_worker_receives_broadcast_and_queue_events(runtime: Flask, dsn: str) -> None:
     runtime_app.pgevents.start()
     execute(
         dsn, "INSERT INTO tag VALUES ('a', 'x'), ('b', 'y')", """INSERT INTO "user" (email) VALUES ('q')"""
@@ -166,7 +157,7 @@ def test_background_worker_receives_broadcast_and_queue_events(app: Flask, dsn: 
 FLAG_SQL = "SELECT last_value FROM pgevents.sleeping"
 
 
-def test_sleeper_flag_follows_every_sleeper(app: Flask, dsn: str) -> None:
+def test_sleeper_flag_follows_every_sleeper(runtime: Flask, dsn: str) -> None:
     """Two listeners sleep and wake in turn; a flag a crash left set is reset."""
     queue = EventQueue("pgevents")
     first, second = (psycopg2.connect(dsn) for _ in range(2))
@@ -193,7 +184,7 @@ def test_sleeper_flag_follows_every_sleeper(app: Flask, dsn: str) -> None:
         second.close()
 
 
-def test_lease_renewal_skips_claims_being_acknowledged(app: Flask, dsn: str) -> None:
+def test_lease_renewal_skips_claims_being_acknowledged(runtime: Flask, dsn: str) -> None:
     """The heartbeat never waits on (so never deadlocks with) an acknowledgement in flight."""
     execute(dsn, """INSERT INTO "user" (email) VALUES ('a'), ('b')""")
     queue = EventQueue("pgevents")
