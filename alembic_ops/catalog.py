@@ -28,10 +28,25 @@ _TRANSITIONS = {
     "delete": ("pgevents_old", None),
 }
 
-# In the DB-API's pyformat style, so psycopg2 and psycopg 3 run it as it is.
-_QUERY = """
+# In the DB-API's pyformat style, so psycopg2 and psycopg 3 run them as they are.
+#: The artifacts' capture functions: ``p`` in ``pg_proc``, ``fn_ns`` its namespace.
+_CAPTURE_FUNCTIONS = """
+  FROM pg_proc p
+  JOIN pg_namespace fn_ns ON fn_ns.oid = p.pronamespace
+"""
+_IS_CAPTURE_FUNCTION = """
+ WHERE p.proname = 'capture'
+   AND p.pronargs = 0
+   AND starts_with(obj_description(p.oid, 'pg_proc'), %(marker)s)
+"""
+_ARTIFACT_COLUMNS = """
 SELECT fn_ns.nspname AS pgevents_schema,
-       substr(obj_description(p.oid, 'pg_proc'), length(%(marker)s) + 1) AS version,
+       substr(obj_description(p.oid, 'pg_proc'), length(%(marker)s) + 1) AS version
+"""
+_ARTIFACTS_QUERY = _ARTIFACT_COLUMNS + _CAPTURE_FUNCTIONS + _IS_CAPTURE_FUNCTION
+_QUERY = (
+    _ARTIFACT_COLUMNS
+    + """,
        tbl_ns.nspname AS table_schema,
        c.relname AS table_name,
        t.tgname AS trigger_name,
@@ -47,8 +62,9 @@ SELECT fn_ns.nspname AS pgevents_schema,
           CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
          WHERE i.indrelid = c.oid AND i.indisprimary) AS primary_key
-  FROM pg_proc p
-  JOIN pg_namespace fn_ns ON fn_ns.oid = p.pronamespace
+"""
+    + _CAPTURE_FUNCTIONS
+    + """
   LEFT JOIN pg_trigger t
          ON (t.tgfoid = p.oid
              OR t.tgfoid IN (SELECT g.oid FROM pg_proc g
@@ -57,11 +73,10 @@ SELECT fn_ns.nspname AS pgevents_schema,
         AND NOT t.tgisinternal AND t.tgparentid = 0
   LEFT JOIN pg_class c ON c.oid = t.tgrelid
   LEFT JOIN pg_namespace tbl_ns ON tbl_ns.oid = c.relnamespace
- WHERE p.proname = 'capture'
-   AND p.pronargs = 0
-   AND starts_with(obj_description(p.oid, 'pg_proc'), %(marker)s)
- ORDER BY 1, 3, 4, 5
 """
+    + _IS_CAPTURE_FUNCTION
+    + " ORDER BY 1, 3, 4, 5"
+)
 _PARAMETERS = {"marker": ARTIFACT_MARKER, "generated": GENERATED_MARKER}
 
 
@@ -208,11 +223,16 @@ def read_installed(source: sa.Connection | Cursor, default_schema: str | None = 
     return state
 
 
-def _rows(source: sa.Connection | Cursor) -> Iterable[Mapping[Any, Any]]:
-    """The catalog query's rows, by column name."""
+def read_artifacts(source: sa.Connection | Cursor) -> dict[str, int]:
+    """The installed artifacts (event schema -> version), without their triggers."""
+    return {row["pgevents_schema"]: int(row["version"]) for row in _rows(source, _ARTIFACTS_QUERY)}
+
+
+def _rows(source: sa.Connection | Cursor, query: str = _QUERY) -> Iterable[Mapping[Any, Any]]:
+    """A catalog query's rows, by column name."""
     if isinstance(source, sa.Connection):
-        return source.exec_driver_sql(_QUERY, _PARAMETERS).mappings()
-    source.execute(_QUERY, _PARAMETERS)
+        return source.exec_driver_sql(query, _PARAMETERS).mappings()
+    source.execute(query, _PARAMETERS)
     names = [column[0] for column in source.description]
     return [dict(zip(names, row, strict=True)) for row in source.fetchall()]
 

@@ -30,7 +30,6 @@ table still uses is not uninstalled.
 from __future__ import annotations
 
 import dataclasses
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -41,7 +40,7 @@ from alembic.operations import MigrateOperation
 from alembic.operations.ops import DropTableOp, UpgradeOps
 
 from .artifacts import CURRENT_VERSION
-from .catalog import InstalledState, read_installed
+from .catalog import InstalledState, read_artifacts, read_installed
 from .declarations import declared_specs, merge_specs
 from .errors import UncapturableTableError, UnknownArtifactVersionError
 from .ops import (
@@ -57,8 +56,6 @@ try:  # Alembic >= 1.18
     from alembic.util import DispatchPriority
 except ImportError:  # pragma: no cover - exercised with older Alembic only
     DispatchPriority = None  # type: ignore[assignment,misc]
-
-_STATE: weakref.WeakKeyDictionary[AutogenContext, InstalledState] = weakref.WeakKeyDictionary()
 
 
 def _metadatas(autogen_context: AutogenContext) -> list[sa.MetaData]:
@@ -152,11 +149,9 @@ def _check_table(
 
 
 def _installed(autogen_context: AutogenContext) -> InstalledState:
-    state = _STATE.pop(autogen_context, None)
-    if state is None:
-        connection = autogen_context.connection
-        assert connection is not None
-        state = read_installed(connection, connection.dialect.default_schema_name)
+    connection = autogen_context.connection
+    assert connection is not None
+    state = read_installed(connection, connection.dialect.default_schema_name)
     for schema, version in state.artifacts.items():
         if version > CURRENT_VERSION:
             raise UnknownArtifactVersionError(
@@ -172,12 +167,10 @@ def hide_event_schemas(
     """Keep Alembic's table comparison out of the event schemas (runs first)."""
     connection = autogen_context.connection
     assert connection is not None
-    state = read_installed(connection, connection.dialect.default_schema_name)
-    _STATE[autogen_context] = state
     default_schema = connection.dialect.default_schema_name
     for spec in _declared(autogen_context, default_schema).values():
         schemas.discard(spec.pgevents_schema)
-    for schema in state.artifacts:
+    for schema in read_artifacts(connection):
         schemas.discard(schema)
 
 

@@ -30,6 +30,10 @@ class RefusedOperationError(PGEventsError, CommandError):
     """The database refused a pgevents operation whose precondition did not hold."""
 
 
+class UnknownBindError(PGEventsError, ValueError):
+    """A Flask-SQLAlchemy bind key the app does not configure."""
+
+
 class ArtifactVersionError(PGEventsError, ValueError):
     """Artifact versions that do not fit: unknown, or moving the wrong way."""
 

@@ -7,17 +7,22 @@ import os
 import re
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
 import click
+import psycopg2
 from flask import current_app
 from flask.cli import with_appcontext
 
+from alembic_ops.catalog import InstalledState, read_installed
+from alembic_ops.declarations import declared_specs
 from alembic_ops.errors import PGEventsError
 
-from .queue import EventQueue
-from .status import DatabaseStatus, database_status, describe, require_artifact
+from .queue import Connection, EventQueue, QueueCounts
+from .status import DatabaseStatus, compare, describe, require_artifact
 
 log = logging.getLogger("pgevents_migrate")
 
@@ -37,20 +42,41 @@ def _extension() -> Any:
     return current_app.extensions["pgevents"]
 
 
-def _queue_connection(bind_key: str | None) -> tuple[EventQueue, Any]:
-    """The queue and a connection to its database, once it is known to have the artifact."""
-    import psycopg2
+def _bind_option(fn: Any) -> Any:
+    return click.option(
+        "--bind",
+        "bind_key",
+        default=None,
+        help="Flask-SQLAlchemy bind whose database to use (default: the main one).",
+    )(fn)
 
-    worker = _extension().worker(bind_key)
-    conn = psycopg2.connect(worker.dsn, application_name="pgevents-cli")
+
+@contextmanager
+def _connection(bind_key: str | None) -> Iterator[Connection]:
+    """An autocommit connection to ``bind_key``'s database."""
+    conn = psycopg2.connect(_extension().database_dsn(bind_key), application_name="pgevents-cli")
     try:
-        with conn.cursor() as cur:
-            worker.installed(cur)
-        conn.commit()
-    except BaseException:
+        conn.autocommit = True
+        yield conn
+    finally:
         conn.close()
-        raise
-    return worker.queue, conn
+
+
+def _installed(conn: Connection) -> tuple[InstalledState, str]:
+    """What pgevents installed in the database, and its default schema."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_schema()")
+        (default_schema,) = cur.fetchone()  # type: ignore[misc]
+        return read_installed(cur, default_schema), default_schema
+
+
+@contextmanager
+def _queue(bind_key: str | None) -> Iterator[tuple[EventQueue, Connection]]:
+    """The queue of ``bind_key``'s database and a connection to it, once the artifact is known to be there."""
+    schema = _extension().schema
+    with _connection(bind_key) as conn:
+        require_artifact(_installed(conn)[0].artifacts, schema, bind_key)
+        yield EventQueue(schema), conn
 
 
 class _Group(click.Group):
@@ -69,7 +95,7 @@ def pgevents_cli() -> None:
 
 
 @pgevents_cli.command("run")
-@click.option("--bind", "bind_key", default=None, help="Flask-SQLAlchemy bind whose database to listen on.")
+@_bind_option
 @click.option(
     "--strict",
     is_flag=True,
@@ -110,41 +136,49 @@ def _give_up() -> None:
 
 
 @pgevents_cli.command("status")
+@click.option(
+    "--bind", "bind_key", default=None, help="Only this Flask-SQLAlchemy bind (default: every bind)."
+)
 @with_appcontext
-def status_command() -> None:
-    """Declared versus installed triggers, and the queue's state."""
-    statuses = _database_statuses()
-    queue, conn = _queue_connection(None)
-    try:
-        counts = queue.counts(conn)
-    finally:
-        conn.close()
+def status_command(bind_key: str | None) -> None:
+    """Declared versus installed triggers, and the queue's state, per database."""
+    ext = _extension()
+    keys = [bind_key] if bind_key is not None else list(ext.db.metadatas)
+    # Every database is checked before anything is printed: a missing artifact is one line.
+    reports = [_database_report(key, explicit=bind_key is not None) for key in keys]
     exit_code = 0
-    for bind_key, status in statuses.items():
-        if not _echo_status(bind_key, status):
+    for key, status, counts in reports:
+        if not _echo_status(key, status):
             exit_code = 1
-    age = "-"
-    if counts.oldest_pending is not None:
-        age = f"{(datetime.now(timezone.utc) - counts.oldest_pending).total_seconds():.1f}s"
-    click.echo(
-        f"pending {counts.pending}, failed {counts.failed}, oldest pending age {age}, "
-        f"notification queue usage {counts.notification_queue_usage:.2%}"
-    )
+        if counts is not None:
+            click.echo(f"  {_describe_counts(counts)}")
     if exit_code:
         click.echo("out of date: run `flask db migrate` and `flask db upgrade`", err=True)
     raise SystemExit(exit_code)
 
 
-def _database_statuses() -> dict[str | None, DatabaseStatus]:
-    """Each bind's status; ``PGEventsError`` if one declares triggers but lacks the artifact."""
+def _database_report(
+    bind_key: str | None, *, explicit: bool
+) -> tuple[str | None, DatabaseStatus, QueueCounts | None]:
+    """One bind's trigger states and queue counts; ``PGEventsError`` if it needs the artifact and lacks it."""
     ext = _extension()
-    statuses = {}
-    for bind_key, metadata in ext.db.metadatas.items():
-        with ext.db.engines[bind_key].connect() as connection:
-            statuses[bind_key] = status = database_status(connection, metadata)
-        if any(item.declared for item in status.tables):
-            require_artifact(status.artifacts, ext.schema, bind_key)
-    return statuses
+    with _connection(bind_key) as conn:
+        installed, default_schema = _installed(conn)
+        tables = compare(declared_specs(ext.metadata(bind_key)), installed, default_schema)
+        if explicit or any(item.declared for item in tables):
+            require_artifact(installed.artifacts, ext.schema, bind_key)
+        counts = EventQueue(ext.schema).counts(conn) if ext.schema in installed.artifacts else None
+    return bind_key, DatabaseStatus(installed.artifacts, tables), counts
+
+
+def _describe_counts(counts: QueueCounts) -> str:
+    age = "-"
+    if counts.oldest_pending is not None:
+        age = f"{(datetime.now(timezone.utc) - counts.oldest_pending).total_seconds():.1f}s"
+    return (
+        f"pending {counts.pending}, failed {counts.failed}, oldest pending age {age}, "
+        f"notification queue usage {counts.notification_queue_usage:.2%}"
+    )
 
 
 def _echo_status(bind_key: str | None, status: DatabaseStatus) -> bool:
@@ -167,14 +201,12 @@ def _echo_status(bind_key: str | None, status: DatabaseStatus) -> bool:
 
 @pgevents_cli.command("failed")
 @click.option("--limit", default=100, show_default=True)
+@_bind_option
 @with_appcontext
-def failed_command(limit: int) -> None:
+def failed_command(limit: int, bind_key: str | None) -> None:
     """List dead-lettered events with their errors."""
-    queue, conn = _queue_connection(None)
-    try:
+    with _queue(bind_key) as (queue, conn):
         letters = queue.dead_letters(conn, limit)
-    finally:
-        conn.close()
     if not letters:
         click.echo("no failed events")
     for letter in letters:
@@ -189,16 +221,14 @@ def failed_command(limit: int) -> None:
 @pgevents_cli.command("retry")
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--all", "retry_all", is_flag=True, help="Retry every failed event.")
+@_bind_option
 @with_appcontext
-def retry_command(ids: tuple[int, ...], retry_all: bool) -> None:
+def retry_command(ids: tuple[int, ...], retry_all: bool, bind_key: str | None) -> None:
     """Put failed events back in the queue."""
     if bool(ids) == retry_all:
         raise click.UsageError("give event ids or --all (not both)")
-    queue, conn = _queue_connection(None)
-    try:
+    with _queue(bind_key) as (queue, conn):
         count = queue.retry_dead_letters(conn, None if retry_all else list(ids))
-    finally:
-        conn.close()
     click.echo(f"requeued {count} event(s)")
     if ids and count < len(ids):
         raise click.ClickException(f"{len(ids) - count} of the given ids are not failed events")
@@ -207,14 +237,12 @@ def retry_command(ids: tuple[int, ...], retry_all: bool) -> None:
 @pgevents_cli.command("purge")
 @click.option("--older-than", "older_than", required=True, help="Age such as 7d, 12h, 30m or 90s.")
 @click.option("--dead-letters", is_flag=True, help="Also purge failed events that old.")
+@_bind_option
 @with_appcontext
-def purge_command(older_than: str, dead_letters: bool) -> None:
+def purge_command(older_than: str, dead_letters: bool, bind_key: str | None) -> None:
     """Delete handled (and optionally failed) events older than a given age, in batches."""
     seconds = parse_duration(older_than)
-    queue, conn = _queue_connection(None)
-    try:
+    with _queue(bind_key) as (queue, conn):
         processed = queue.purge(conn, "processed", seconds)
         failed = queue.purge(conn, "dead_letter", seconds) if dead_letters else 0
-    finally:
-        conn.close()
     click.echo(f"purged {processed} handled and {failed} failed event(s)")

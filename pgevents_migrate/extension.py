@@ -18,6 +18,7 @@ from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
 
 from alembic_ops import TriggerSpec, declare, declared_specs, normalize_events
+from alembic_ops.errors import UnknownBindError
 from alembic_ops.spec import DEFAULT_EVENT_SCHEMA, check_filter_columns, normalize_columns
 
 from .cli import pgevents_cli
@@ -44,23 +45,32 @@ class Declaration:
     callback: Callback | None
 
 
+@dataclass
+class _AppState:
+    """What one app's use of the extension holds: its in-thread and background workers."""
+
+    local_worker: Worker | None = None
+    thread: threading.Thread | None = None
+    thread_worker: Worker | None = None
+
+
 class PGEvents:
     """Database-level row-change events for a Flask-SQLAlchemy app.
 
     ``PGEvents(app, db)``, or ``PGEvents()`` then ``init_app(app)`` after
-    Flask-SQLAlchemy's. Listeners may be declared before ``init_app``.
+    Flask-SQLAlchemy's. Listeners may be declared before ``init_app``. Like
+    Flask-SQLAlchemy, one extension may serve several apps (an app factory):
+    the listeners are shared, workers are per app.
     """
 
     def __init__(self, app: Flask | None = None, db: SQLAlchemy | None = None) -> None:
         self.db = db
-        self.app: Flask | None = None
         self.schema = DEFAULT_EVENT_SCHEMA
         self.listeners: list[Listener] = []
         self._pending: list[Declaration] = []
         self._initialized = False
-        self._local_workers: weakref.WeakKeyDictionary[Flask, Worker] = weakref.WeakKeyDictionary()
-        self._thread: threading.Thread | None = None
-        self._thread_worker: Worker | None = None
+        self._apps: weakref.WeakKeyDictionary[Flask, _AppState] = weakref.WeakKeyDictionary()
+        self._last_app: weakref.ref[Flask] | None = None
         if app is not None:
             self.init_app(app, db)
 
@@ -75,9 +85,16 @@ class PGEvents:
         extension = app.extensions.get("sqlalchemy")
         if extension is None:
             raise RuntimeError("PGEvents.init_app() needs Flask-SQLAlchemy: call db.init_app(app) first")
+        schema = WorkerConfig.from_mapping(app.config).schema
+        if self._initialized and schema != self.schema:
+            raise ValueError(
+                f"PGEVENTS_SCHEMA is {schema!r} in {app.name} but {self.schema!r} in an app initialised "
+                "before: apps that share one PGEvents (and its declarations) share one event schema"
+            )
         self.db = db or self.db or extension
-        self.app = app
-        self.schema = WorkerConfig.from_mapping(app.config).schema
+        self.schema = schema
+        self._apps[app] = _AppState()
+        self._last_app = weakref.ref(app)
         app.extensions["pgevents"] = self
         app.cli.add_command(pgevents_cli)
         self._initialized = True
@@ -172,7 +189,7 @@ class PGEvents:
 
     def _apply(self, declaration: Declaration) -> None:
         table = _table_of(declaration.target)
-        metadata = table.metadata if table is not None else self._metadata(declaration.bind_key)
+        metadata = table.metadata if table is not None else self.metadata(declaration.bind_key)
         spec = self._spec(declaration, table)
         declare(metadata, spec)
         callback = declaration.callback
@@ -214,11 +231,28 @@ class PGEvents:
 
     def _current_app(self) -> Flask:
         """The app in context if it uses this extension, else the last one initialised."""
-        if has_app_context() and current_app.extensions.get("pgevents") is self:
-            return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
-        if self.app is None:
+        if has_app_context():
+            app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+            if app in self._apps:
+                return app
+        last = self._last_app() if self._last_app is not None else None
+        if last is None:
             raise RuntimeError("PGEvents is not initialised: call PGEvents(app, db) or init_app(app) first")
-        return self.app
+        return last
+
+    def database_dsn(self, bind_key: str | None = None) -> str:
+        """The libpq URI of the database the runtime uses for ``bind_key``.
+
+        ``PGEVENTS_DATABASE_URL`` if set, else the bind's engine URL.
+        """
+        app = self._current_app()
+        assert self.db is not None
+        config = WorkerConfig.from_mapping(app.config)
+        if config.database_url:
+            return libpq_dsn(sa.make_url(config.database_url))
+        self.metadata(bind_key)  # a clear error for an unknown bind
+        with app.app_context():
+            return libpq_dsn(self.db.engines[bind_key].url)
 
     def worker(self, bind_key: str | None = None, *, strict: bool = False) -> Worker:
         """A new worker for the listeners of ``bind_key``'s database.
@@ -231,55 +265,52 @@ class PGEvents:
         config = WorkerConfig.from_mapping(app.config)
         if strict:
             config = replace(config, strict=True)
-        if config.database_url:
-            url = sa.make_url(config.database_url)
-        else:
-            with app.app_context():
-                url = self.db.engines[bind_key].url
         dispatcher = Dispatcher(
             app, [lst for lst in self.listeners if lst.bind_key == bind_key], self.db.session.remove
         )
-        declared = declared_specs(self._metadata(bind_key))
-        return Worker(libpq_dsn(url), dispatcher, config, declared=declared, bind_key=bind_key)
+        declared = declared_specs(self.metadata(bind_key))
+        return Worker(self.database_dsn(bind_key), dispatcher, config, declared=declared, bind_key=bind_key)
 
     def handle_events(self, timeout: float = 0.0) -> int:
         """One pass in this thread: dispatch what is available, waiting up to ``timeout`` s.
 
         Returns the number of events handled.
         """
-        app = self._current_app()
-        worker = self._local_workers.get(app)
-        if worker is None:
-            worker = self._local_workers[app] = self.worker()
-        return worker.run_once(timeout)
+        state = self._apps[self._current_app()]
+        if state.local_worker is None:
+            state.local_worker = self.worker()
+        return state.local_worker.run_once(timeout)
 
     def start(self, bind_key: str | None = None) -> None:
-        """Run a worker in a background thread; returns once it listens.
+        """Run a worker for the current app in a background thread; returns once it listens.
 
         Raises ``PGEventsError`` at once if the database lacks the artifact.
         """
-        if self._thread is not None and self._thread.is_alive():
-            raise RuntimeError("the pgevents background worker is already running")
+        state = self._apps[self._current_app()]
+        if state.thread is not None and state.thread.is_alive():
+            raise RuntimeError("the pgevents background worker of this app is already running")
         worker = self.worker(bind_key)
         worker.connect()
-        self._thread_worker = worker
-        self._thread = threading.Thread(target=worker.run, name="pgevents-worker", daemon=True)
-        self._thread.start()
+        state.thread_worker = worker
+        state.thread = threading.Thread(target=worker.run, name="pgevents-worker", daemon=True)
+        state.thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop the background worker after its current callback."""
-        if self._thread_worker is not None:
-            self._thread_worker.stop()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._thread = self._thread_worker = None
+        """Stop the current app's background worker after its current callback."""
+        state = self._apps[self._current_app()]
+        if state.thread_worker is not None:
+            state.thread_worker.stop()
+        if state.thread is not None:
+            state.thread.join(timeout)
+        state.thread = state.thread_worker = None
 
-    def _metadata(self, bind_key: str | None) -> sa.MetaData:
+    def metadata(self, bind_key: str | None = None) -> sa.MetaData:
+        """The metadata of ``bind_key``, where its declarations are recorded."""
         assert self.db is not None
         try:
             return self.db.metadatas[bind_key]
         except KeyError:
-            raise ValueError(f"unknown bind_key {bind_key!r}: not in SQLALCHEMY_BINDS") from None
+            raise UnknownBindError(f"unknown bind {bind_key!r}: not in SQLALCHEMY_BINDS") from None
 
 
 def _table_of(target: Target) -> sa.Table | None:

@@ -6,12 +6,9 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-
 from alembic_ops.artifacts import CURRENT_VERSION
-from alembic_ops.catalog import InstalledState, read_installed
-from alembic_ops.declarations import declared_specs
-from alembic_ops.errors import PGEventsError
+from alembic_ops.catalog import InstalledState
+from alembic_ops.errors import PGEventsError, UnknownArtifactVersionError
 from alembic_ops.spec import TableKey, TriggerSpec
 
 
@@ -66,14 +63,25 @@ class DatabaseStatus:
         return lines
 
 
-def require_artifact(artifacts: Mapping[str, int], schema: str, bind_key: str | None) -> None:
-    """``PGEventsError`` unless ``artifacts`` has one in ``schema``: the one "not installed" message."""
-    if schema not in artifacts:
-        where = "this database" if bind_key is None else f"the database of bind {bind_key!r}"
+def require_artifact(artifacts: Mapping[str, int], schema: str, bind_key: str | None) -> int:
+    """The artifact version in ``schema``, if this library can work with it; else one line saying why not.
+
+    Not installed: run the migrations. Newer than this library: upgrade it.
+    Older ones work.
+    """
+    where = "this database" if bind_key is None else f"the database of bind {bind_key!r}"
+    version = artifacts.get(schema)
+    if version is None:
         raise PGEventsError(
             f"pgevents is not installed in schema {schema!r} of {where}: "
             "run `flask db migrate` and `flask db upgrade` first"
         )
+    if version > CURRENT_VERSION:
+        raise UnknownArtifactVersionError(
+            f"schema {schema!r} of {where} holds pgevents artifact version {version}, newer than the "
+            f"{CURRENT_VERSION} this pgevents-migrate supports: upgrade the pgevents-migrate package"
+        )
+    return version
 
 
 def compare(
@@ -99,10 +107,3 @@ def compare(
         target = key[1] if key[0] is None else f"{key[0]}.{key[1]}"
         statuses.append(TableStatus(target, state, wanted, have))
     return statuses
-
-
-def database_status(connection: sa.Connection, metadata: sa.MetaData) -> DatabaseStatus:
-    """Compare ``metadata``'s declarations with what ``connection``'s database has installed."""
-    default_schema = connection.dialect.default_schema_name
-    installed = read_installed(connection, default_schema)
-    return DatabaseStatus(installed.artifacts, compare(declared_specs(metadata), installed, default_schema))
