@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import psycopg2.extensions
 from psycopg2 import sql
 
-from alembic_ops.identifiers import sleeping_sequence
+from alembic_ops.identifiers import sleeping_sequence, wakeup_channel
 
 from .event import Event
 
@@ -259,7 +259,7 @@ class EventQueue:
         with conn.cursor() as cur:
             cur.execute(self._resurrect, (ids is None, list(ids or ())))
             count = cur.rowcount
-            cur.execute(self._notify, (self.schema,))
+            cur.execute(self._notify, (wakeup_channel(self.schema),))
         conn.commit()
         return int(count)
 
