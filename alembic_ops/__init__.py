@@ -10,9 +10,9 @@ autogenerate comparator that writes them into migrations from the specs
 from __future__ import annotations
 
 from . import comparator as comparator
-from .artifacts import CURRENT_VERSION, TRIGGER_NAMES, VERSIONS
-from .declarations import declare, declared_specs, merge_specs
-from .errors import (
+from .artifacts import CURRENT_VERSION, VERSIONS
+from .core.declarations import declare, declared_specs, merge_specs
+from .core.errors import (
     ArtifactVersionError,
     InvalidIdentifierError,
     InvalidTriggerSpecError,
@@ -22,7 +22,8 @@ from .errors import (
     UncapturableTableError,
     UnknownArtifactVersionError,
 )
-from .identifiers import broadcast_channel, wakeup_channel
+from .core.names import TRIGGER_NAMES, broadcast_channel, wakeup_channel
+from .core.spec import DELIVERIES, EVENTS, TriggerSpec, normalize_events
 from .ops import (
     CreatePGEventTriggerOp,
     DowngradePGEventsOp,
@@ -31,7 +32,6 @@ from .ops import (
     UninstallPGEventsOp,
     UpgradePGEventsOp,
 )
-from .spec import DELIVERIES, EVENTS, TriggerSpec, normalize_events
 
 __all__ = [
     "CURRENT_VERSION",

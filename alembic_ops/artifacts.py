@@ -19,17 +19,10 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from .errors import UnknownArtifactVersionError
-from .identifiers import (
-    broadcast_channel,
-    check_event_schema,
-    qualified_table,
-    quote_identifier,
-    quote_literal,
-    sleeping_sequence,
-    wakeup_channel,
-)
-from .spec import TriggerSpec
+from .core.errors import UnknownArtifactVersionError
+from .core.identifiers import check_event_schema, qualified_table, quote_identifier, quote_literal
+from .core.names import ARTIFACT_MARKER, TRIGGER_NAMES, broadcast_channel, sleeping_sequence, wakeup_channel
+from .core.spec import TriggerSpec
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -38,19 +31,8 @@ if TYPE_CHECKING:
 VERSIONS: tuple[int, ...] = (1, 2, 3, 4)
 CURRENT_VERSION: int = VERSIONS[-1]
 
-#: The names of the per-table triggers, one per event.
-TRIGGER_NAMES: dict[str, str] = {
-    "insert": "pgevents_insert",
-    "update": "pgevents_update",
-    "delete": "pgevents_delete",
-}
 _TOKEN = re.compile(r"@([a-z_]+)@")
 _INCLUDE = re.compile(r"^-- #include ((?:v[0-9]+/)?[a-z_]+)\.sql\n", re.MULTILINE)
-
-#: The comment on the capture function that names the installed version.
-ARTIFACT_MARKER = "pgevents-migrate artifact "
-#: The comment on a capture function generated for one trigger (artifact 3).
-GENERATED_MARKER = "pgevents-migrate capture of "
 
 
 def check_version(version: object) -> int:

@@ -40,9 +40,10 @@ from alembic.operations import MigrateOperation
 from alembic.operations.ops import DropTableOp, UpgradeOps
 
 from .artifacts import CURRENT_VERSION
-from .catalog import InstalledState, read_artifacts, read_installed
-from .declarations import declared_specs, merge_specs
-from .errors import UncapturableTableError, UnknownArtifactVersionError
+from .core.catalog import InstalledState, read_artifacts, read_installed
+from .core.declarations import declared_specs, merge_specs
+from .core.errors import UncapturableTableError, UnknownArtifactVersionError
+from .core.spec import TableKey, TriggerSpec, check_capturable
 from .ops import (
     CreatePGEventTriggerOp,
     DropPGEventTriggerOp,
@@ -50,7 +51,6 @@ from .ops import (
     UninstallPGEventsOp,
     UpgradePGEventsOp,
 )
-from .spec import TableKey, TriggerSpec, check_capturable
 
 try:  # Alembic >= 1.18
     from alembic.util import DispatchPriority

@@ -27,9 +27,9 @@ from alembic.operations import MigrateOperation, Operations
 
 from . import artifacts
 from .artifacts import CURRENT_VERSION, check_version
-from .errors import ArtifactVersionError, MissingArtifactVersionError
-from .identifiers import check_event_schema
-from .spec import DEFAULT_EVENT_SCHEMA, EVENTS, TriggerSpec, normalize_columns, normalize_events
+from .core.errors import ArtifactVersionError, MissingArtifactVersionError
+from .core.identifiers import check_event_schema
+from .core.spec import DEFAULT_EVENT_SCHEMA, EVENTS, TriggerSpec, normalize_columns, normalize_events
 from .statements import execute_all
 
 

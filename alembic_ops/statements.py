@@ -16,7 +16,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import DDLCompiler
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
-from .errors import RefusedOperationError
+from .core.errors import RefusedOperationError
 
 #: Every error our SQL raises on purpose starts with this.
 MESSAGE_PREFIX = "pgevents: "

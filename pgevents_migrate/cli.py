@@ -17,9 +17,9 @@ import psycopg2
 from flask import current_app
 from flask.cli import with_appcontext
 
-from alembic_ops.catalog import InstalledState, read_installed
-from alembic_ops.declarations import declared_specs
-from alembic_ops.errors import PGEventsError
+from alembic_ops.core.catalog import InstalledState, read_installed
+from alembic_ops.core.declarations import declared_specs
+from alembic_ops.core.errors import PGEventsError
 
 from .queue import Connection, EventQueue, QueueCounts
 from .status import DatabaseStatus, compare, describe, require_artifact

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from alembic_ops.identifiers import check_event_schema
-from alembic_ops.spec import DEFAULT_EVENT_SCHEMA
+from alembic_ops.core.identifiers import check_event_schema
+from alembic_ops.core.spec import DEFAULT_EVENT_SCHEMA
 
 
 @dataclass(frozen=True)

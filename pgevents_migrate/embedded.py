@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 
-from alembic_ops.errors import PGEventsError
+from alembic_ops.core.errors import PGEventsError
 
 
 class EmbeddedServer:

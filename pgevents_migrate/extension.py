@@ -1,7 +1,7 @@
 """``PGEvents``: the Flask extension where application code declares listeners.
 
 Declarations become ``TriggerSpec`` entries in the target table's
-``MetaData.info`` (see ``alembic_ops.declarations``), where ``flask db
+``MetaData.info`` (see ``alembic_ops.core.declarations``), where ``flask db
 migrate`` finds them. Nothing here creates or alters schema objects.
 """
 
@@ -18,8 +18,8 @@ from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
 
 from alembic_ops import TriggerSpec, declare, declared_specs, normalize_events
-from alembic_ops.errors import UnknownBindError
-from alembic_ops.spec import DEFAULT_EVENT_SCHEMA, check_filter_columns, normalize_columns
+from alembic_ops.core.errors import UnknownBindError
+from alembic_ops.core.spec import DEFAULT_EVENT_SCHEMA, check_filter_columns, normalize_columns
 
 from .cli import pgevents_cli
 from .config import WorkerConfig

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import psycopg2.extensions
 from psycopg2 import sql
 
-from alembic_ops.identifiers import sleeping_sequence, wakeup_channel
+from alembic_ops.core.names import sleeping_sequence, wakeup_channel
 
 from .event import Event
 

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from alembic_ops.artifacts import CURRENT_VERSION
-from alembic_ops.catalog import InstalledState
-from alembic_ops.errors import PGEventsError, UnknownArtifactVersionError
-from alembic_ops.spec import TableKey, TriggerSpec
+from alembic_ops.core.catalog import InstalledState
+from alembic_ops.core.errors import PGEventsError, UnknownArtifactVersionError
+from alembic_ops.core.spec import TableKey, TriggerSpec
 
 
 @dataclass(frozen=True)

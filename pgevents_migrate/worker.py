@@ -25,11 +25,11 @@ import psycopg2.extensions
 import psycopg2.extras
 from psycopg2 import sql
 
-from alembic_ops.catalog import Cursor as CatalogCursor
-from alembic_ops.catalog import InstalledState, read_installed
-from alembic_ops.errors import PGEventsError
-from alembic_ops.identifiers import broadcast_channel, sleeping_sequence, wakeup_channel
-from alembic_ops.spec import TableKey, TriggerSpec
+from alembic_ops.core.catalog import Cursor as CatalogCursor
+from alembic_ops.core.catalog import InstalledState, read_installed
+from alembic_ops.core.errors import PGEventsError
+from alembic_ops.core.names import broadcast_channel, sleeping_sequence, wakeup_channel
+from alembic_ops.core.spec import TableKey, TriggerSpec
 
 from .config import WorkerConfig
 from .dispatch import Dispatcher

@@ -35,7 +35,7 @@ from alembic_ops import (
     UpgradePGEventsOp,
     artifacts,
 )
-from alembic_ops.catalog import read_installed
+from alembic_ops.core.catalog import read_installed
 from pgevents_migrate.queue import EventQueue
 from tests.pg import RunOps, events, execute, fetch
 

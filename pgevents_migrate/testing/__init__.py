@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.engine import URL, make_url
 
-from alembic_ops.errors import PGEventsError
+from alembic_ops.core.errors import PGEventsError
 
 from ..dispatch import Dispatcher, Outcome
 from ..embedded import EmbeddedServer

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from .artifacts import ARTIFACT_MARKER, GENERATED_MARKER, TRIGGER_NAMES
 from .errors import PGEventsError
+from .names import ARTIFACT_MARKER, GENERATED_MARKER, TRIGGER_NAMES
 from .spec import EVENTS, TableKey, TriggerSpec
 
 # pg_trigger.tgtype bits of a statement-level AFTER trigger (catalog/pg_trigger.h).
