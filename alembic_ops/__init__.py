@@ -10,6 +10,7 @@ autogenerate comparator that writes them into migrations from the specs
 from __future__ import annotations
 
 from . import comparator as comparator
+from . import render as render
 from .artifacts import CURRENT_VERSION, VERSIONS
 from .core.declarations import declare, declared_specs, merge_specs
 from .core.errors import (

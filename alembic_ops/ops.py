@@ -13,7 +13,7 @@ Each op keeps the artifact version it was rendered with, so the SQL it runs
 never changes after the migration is written. In a migration, ``version=`` is
 required: without it, a migration would run other SQL once the library is
 upgraded. The op classes, which autogenerate builds, default to the current
-version.
+version. ``render.py`` writes them into migrations.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from alembic.autogenerate import renderers
-from alembic.autogenerate.api import AutogenContext
 from alembic.operations import MigrateOperation, Operations
 
 from . import artifacts
@@ -268,60 +266,3 @@ def _create_trigger(operations: Operations, op: CreatePGEventTriggerOp) -> None:
 @Operations.implementation_for(DropPGEventTriggerOp)
 def _drop_trigger(operations: Operations, op: DropPGEventTriggerOp) -> None:
     execute_all(operations, artifacts.drop_trigger_sql(op.spec, op.version))
-
-
-def _add_import(autogen_context: AutogenContext) -> None:
-    autogen_context.imports.add("import alembic_ops  # noqa: F401")
-
-
-def _render_artifact(name: str, autogen_context: AutogenContext, op: _ArtifactOp) -> str:
-    _add_import(autogen_context)
-    return f"op.{name}(schema={op.schema!r}, version={op.version!r})"
-
-
-def _render_version_change(name: str, autogen_context: AutogenContext, op: _VersionChangeOp) -> str:
-    _add_import(autogen_context)
-    return f"op.{name}(schema={op.schema!r}, from_version={op.from_version!r}, to_version={op.to_version!r})"
-
-
-def _render_trigger(autogen_context: AutogenContext, op: _TriggerOp) -> str:
-    _add_import(autogen_context)
-    spec = op.spec
-    args = [repr(spec.table)]
-    if spec.schema is not None:
-        args.append(f"schema={spec.schema!r}")
-    args.append(f"events={spec.events!r}")
-    if spec.columns is not None:
-        args.append(f"columns={spec.columns!r}")
-    if spec.delivery != "queue":
-        args.append(f"delivery={spec.delivery!r}")
-    if spec.images:
-        args.append("images=True")
-    if spec.pgevents_schema != DEFAULT_EVENT_SCHEMA:
-        args.append(f"pgevents_schema={spec.pgevents_schema!r}")
-    args.append(f"version={op.version!r}")
-    return f"op.{op.name}({', '.join(args)})"
-
-
-@renderers.dispatch_for(InstallPGEventsOp)
-def _render_install(autogen_context: AutogenContext, op: InstallPGEventsOp) -> str:
-    return _render_artifact("install_pgevents", autogen_context, op)
-
-
-@renderers.dispatch_for(UninstallPGEventsOp)
-def _render_uninstall(autogen_context: AutogenContext, op: UninstallPGEventsOp) -> str:
-    return _render_artifact("uninstall_pgevents", autogen_context, op)
-
-
-@renderers.dispatch_for(UpgradePGEventsOp)
-def _render_upgrade(autogen_context: AutogenContext, op: UpgradePGEventsOp) -> str:
-    return _render_version_change("upgrade_pgevents", autogen_context, op)
-
-
-@renderers.dispatch_for(DowngradePGEventsOp)
-def _render_downgrade(autogen_context: AutogenContext, op: DowngradePGEventsOp) -> str:
-    return _render_version_change("downgrade_pgevents", autogen_context, op)
-
-
-renderers.dispatch_for(CreatePGEventTriggerOp)(_render_trigger)
-renderers.dispatch_for(DropPGEventTriggerOp)(_render_trigger)

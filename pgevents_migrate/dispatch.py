@@ -11,6 +11,8 @@ from typing import Any
 
 from flask import Flask
 
+from alembic_ops.core.spec import TriggerSpec
+
 from .event import Event
 
 log = logging.getLogger("pgevents_migrate")
@@ -18,31 +20,28 @@ log = logging.getLogger("pgevents_migrate")
 
 @dataclass(frozen=True)
 class Listener:
-    """A callback and the table changes it wants.
+    """A callback and the table changes it wants: those its declaration's ``spec`` captures.
 
-    ``schema`` None means the connection's default schema. ``name`` is stable
-    across processes and restarts; it records which callbacks already
+    ``spec.schema`` None means the connection's default schema. ``name`` is
+    stable across processes and restarts; it records which callbacks already
     succeeded for an event that is being retried.
     """
 
-    schema: str | None
-    table: str
-    events: tuple[str, ...]
-    columns: tuple[str, ...] | None
-    delivery: str
+    spec: TriggerSpec
     callback: Callable[..., Any]
     name: str
     seed_style: bool = False
     bind_key: str | None = None
 
     def wants(self, event: Event, default_schema: str) -> bool:
-        if event.table != self.table or event.op not in self.events:
+        spec = self.spec
+        if event.table != spec.table or event.op not in spec.events:
             return False
-        if event.schema != (self.schema or default_schema):
+        if event.schema != (spec.schema or default_schema):
             return False
-        if self.columns is None or event.op != "update" or event.changed is None:
+        if spec.columns is None or event.op != "update" or event.changed is None:
             return True
-        return any(column in event.changed for column in self.columns)
+        return any(column in event.changed for column in spec.columns)
 
 
 def is_seed_style(callback: Callable[..., Any]) -> bool:
@@ -97,10 +96,11 @@ class Dispatcher:
 
     def tables(self, delivery: str | None = None) -> set[tuple[str, str]]:
         """``(schema, table)`` of every table some listener (of ``delivery``, if given) wants."""
+        specs = [listener.spec for listener in self.listeners]
         return {
-            (listener.schema or self.default_schema, listener.table)
-            for listener in self.listeners
-            if delivery is None or listener.delivery == delivery
+            (spec.schema or self.default_schema, spec.table)
+            for spec in specs
+            if delivery is None or spec.delivery == delivery
         }
 
     def run(self, event: Event, done: Iterable[str] = ()) -> Outcome:

@@ -37,10 +37,7 @@ class Declaration:
     """One ``listen``/``track`` call, kept until it can be resolved."""
 
     target: Target
-    events: tuple[str, ...]
-    columns: tuple[str, ...] | None
-    delivery: str
-    images: bool
+    spec: TriggerSpec
     bind_key: str | None
     callback: Callback | None
 
@@ -100,7 +97,8 @@ class PGEvents:
         self._initialized = True
         pending, self._pending = self._pending, []
         for declaration in pending:
-            self._apply(declaration)
+            # Declared before the event schema was known.
+            self._apply(replace(declaration, spec=replace(declaration.spec, pgevents_schema=schema)))
 
     def listens_for(
         self,
@@ -118,11 +116,20 @@ class PGEvents:
         ``"after_insert"``...), or a collection of them. ``columns`` limits
         update events to changes of those columns.
         """
+        schema, table = _table_key(target)
+        spec = TriggerSpec(
+            table=table,
+            schema=schema,
+            events=normalize_events(identifiers),
+            columns=normalize_columns(columns),
+            delivery=delivery,
+            images=images,
+            pgevents_schema=self.schema,
+        )
 
         def decorator(fn: C) -> C:
-            self.listen(
-                target, identifiers, fn, columns=columns, delivery=delivery, images=images, bind_key=bind_key
-            )
+            _check_callback(fn)
+            self._declare(target, spec, bind_key, fn)
             return fn
 
         return decorator
@@ -139,7 +146,10 @@ class PGEvents:
         bind_key: str | None = None,
     ) -> None:
         """Call ``fn`` for ``identifiers`` on ``target``; see ``listens_for``."""
-        self._declare(target, identifiers, fn, columns, delivery, images, bind_key)
+        _check_callback(fn)
+        self.listens_for(
+            target, identifiers, columns=columns, delivery=delivery, images=images, bind_key=bind_key
+        )(fn)
 
     def track(
         self,
@@ -155,77 +165,45 @@ class PGEvents:
 
         For tables whose events another process or service consumes.
         """
-        self._declare(target, identifiers, None, columns, delivery, images, bind_key)
-
-    def _declare(
-        self,
-        target: Target,
-        identifiers: str | Iterable[str],
-        fn: Callback | None,
-        columns: Iterable[str] | None,
-        delivery: str,
-        images: bool,
-        bind_key: str | None,
-    ) -> None:
-        if fn is not None:
-            if not callable(fn):
-                raise TypeError(f"listener must be callable, got {fn!r}")
-            is_seed_style(fn)  # raises early for a wrong signature
-        declaration = Declaration(
-            target=target,
+        schema, table = _table_key(target)
+        spec = TriggerSpec(
+            table=table,
+            schema=schema,
             events=normalize_events(identifiers),
             columns=normalize_columns(columns),
             delivery=delivery,
             images=images,
-            bind_key=bind_key,
-            callback=fn,
+            pgevents_schema=self.schema,
         )
-        # Validate what can be validated now; strings wait for the database.
+        self._declare(target, spec, bind_key, None)
+
+    def _declare(self, target: Target, spec: TriggerSpec, bind_key: str | None, fn: Callback | None) -> None:
+        table = _table_of(target)
+        if table is not None:
+            # The model's columns are known: a misspelt filter fails here, not silently later.
+            check_filter_columns(spec, [c.name for c in table.columns], _column_names(target))
+        declaration = Declaration(target=target, spec=spec, bind_key=bind_key, callback=fn)
+        # Before init_app, the bind's metadata and the event schema are not known yet.
         if self._initialized:
             self._apply(declaration)
         else:
-            self._spec(declaration, _table_of(declaration.target))
             self._pending.append(declaration)
 
     def _apply(self, declaration: Declaration) -> None:
         table = _table_of(declaration.target)
         metadata = table.metadata if table is not None else self.metadata(declaration.bind_key)
-        spec = self._spec(declaration, table)
-        declare(metadata, spec)
+        declare(metadata, declaration.spec)
         callback = declaration.callback
         if callback is not None:
             self.listeners.append(
                 Listener(
-                    schema=spec.schema,
-                    table=spec.table,
-                    events=spec.events,
-                    columns=spec.columns,
-                    delivery=spec.delivery,
+                    spec=declaration.spec,
                     callback=callback,
                     name=callback_name(callback, (listener.name for listener in self.listeners)),
                     seed_style=is_seed_style(callback),
                     bind_key=declaration.bind_key,
                 )
             )
-
-    def _spec(self, declaration: Declaration, table: sa.Table | None) -> TriggerSpec:
-        if table is not None:
-            schema, name = table.schema, table.name
-        else:
-            schema, name = _split_target(declaration.target)
-        spec = TriggerSpec(
-            table=name,
-            schema=schema,
-            events=declaration.events,
-            columns=declaration.columns,
-            delivery=declaration.delivery,
-            images=declaration.images,
-            pgevents_schema=self.schema,
-        )
-        if table is not None:
-            # The model's columns are known: a misspelt filter fails here, not silently later.
-            check_filter_columns(spec, [c.name for c in table.columns], _column_names(declaration.target))
-        return spec
 
     # -- runtime -------------------------------------------------------------
 
@@ -313,6 +291,21 @@ class PGEvents:
             raise UnknownBindError(f"unknown bind {bind_key!r}: not in SQLALCHEMY_BINDS") from None
 
 
+def _check_callback(fn: Callback) -> None:
+    if not callable(fn):
+        raise TypeError(f"listener must be callable, got {fn!r}")
+    is_seed_style(fn)  # raises early for a wrong signature
+
+
+def _table_key(target: Target) -> tuple[str | None, str]:
+    """``(schema, name)`` of the table a model class, a ``Table`` or ``"schema.table"`` names."""
+    table = _table_of(target)
+    if table is not None:
+        return (table.schema, table.name)
+    schema, _, name = target.rpartition(".")
+    return (schema or None, name)
+
+
 def _table_of(target: Target) -> sa.Table | None:
     """The ``Table`` behind a model class or ``Table``; None for a name."""
     if isinstance(target, sa.Table):
@@ -339,8 +332,3 @@ def _column_names(target: Target) -> dict[str, str]:
 def libpq_dsn(url: sa.URL) -> str:
     """A libpq connection URI for a SQLAlchemy URL of any PostgreSQL driver."""
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def _split_target(target: str) -> tuple[str | None, str]:
-    schema, _, name = target.rpartition(".")
-    return (schema or None, name)

@@ -9,14 +9,15 @@ renew or fail an event another worker has claimed since.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg2.extensions
 from psycopg2 import sql
@@ -27,6 +28,8 @@ from .event import Event
 
 Connection = psycopg2.extensions.connection
 Cursor = psycopg2.extensions.cursor
+
+R = TypeVar("R")
 
 _QUERY_NAME = re.compile(r"^-- (\w+) --$", re.MULTILINE)
 
@@ -61,6 +64,29 @@ def query(name: str, **identifiers: str) -> sql.Composed:
 def _int_array(values: Iterable[int]) -> str:
     """A PostgreSQL array literal of integers: ``{1,2,3}``."""
     return "{" + ",".join(map(str, map(int, values))) + "}"
+
+
+def by_name(cur: Cursor, record: type[R]) -> Callable[[Sequence[Any]], R]:
+    """What builds a ``record`` (a named tuple or dataclass) from a row of ``cur``'s result.
+
+    Each column goes to the field of its name; columns and fields must match.
+    A named tuple whose fields are the columns in order is built in one C call.
+    """
+    if cur.description is None:
+        raise ValueError("the statement returned no result to read rows from")
+    columns = tuple(column.name for column in cur.description)
+    if dataclasses.is_dataclass(record):
+        fields = tuple(field.name for field in dataclasses.fields(record))
+    else:
+        fields = tuple(record._fields)  # type: ignore[attr-defined]
+    if sorted(columns) != sorted(fields):
+        raise ValueError(
+            f"the statement returns the columns {columns}; {record.__name__} has the fields {fields}"
+        )
+    if columns == fields and not dataclasses.is_dataclass(record):
+        make: Callable[[Sequence[Any]], R] = record._make  # type: ignore[attr-defined]
+        return make
+    return lambda row: record(**dict(zip(columns, row, strict=True)))
 
 
 class ClaimRow(NamedTuple):
@@ -158,7 +184,7 @@ class EventQueue:
     def fetch_claim_rows(cur: Cursor) -> list[ClaimRow]:
         """The rows a claim statement executed on ``cur`` returned, oldest first."""
         # Named tuples, one C call each: RealDictCursor would build each row in Python.
-        return sorted(map(ClaimRow._make, cur.fetchall()), key=_by_id)
+        return sorted(map(by_name(cur, ClaimRow), cur.fetchall()), key=_by_id)
 
     @staticmethod
     def claim_keys(rows: Sequence[ClaimRow]) -> list[tuple[int, int]]:
@@ -250,9 +276,9 @@ class EventQueue:
     def dead_letters(self, conn: Connection, limit: int = 100) -> list[DeadLetter]:
         with conn.cursor() as cur:
             cur.execute(self._dead_letters, (limit,))
-            rows = cur.fetchall()
+            letters = list(map(by_name(cur, DeadLetter), cur.fetchall()))
         conn.commit()
-        return [DeadLetter(*row) for row in rows]
+        return letters
 
     def retry_dead_letters(self, conn: Connection, ids: Sequence[int] | None) -> int:
         """Put dead letters (all when ``ids`` is None) back in the queue, with fresh attempts."""
@@ -278,9 +304,11 @@ class EventQueue:
     def counts(self, conn: Connection) -> QueueCounts:
         with conn.cursor() as cur:
             cur.execute(self._counts)
-            pending, failed, oldest, usage = cur.fetchone()  # type: ignore[misc]
+            row = cur.fetchone()
+            assert row is not None
+            counts = by_name(cur, QueueCounts)(row)
         conn.commit()
-        return QueueCounts(pending, failed, oldest, float(usage))
+        return counts
 
     def sleep(self, conn: Connection) -> None:
         """Ask writers to NOTIFY: this connection is about to wait (autocommit)."""

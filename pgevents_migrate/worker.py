@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NamedTuple
 
 import psycopg2
 import psycopg2.extensions
@@ -34,7 +35,7 @@ from alembic_ops.core.spec import TableKey, TriggerSpec
 from .config import WorkerConfig
 from .dispatch import Dispatcher
 from .event import Event
-from .queue import Claim, ClaimRow, Connection, Cursor, EventQueue
+from .queue import Claim, ClaimRow, Connection, Cursor, EventQueue, by_name
 from .status import TableStatus, compare, describe, require_artifact
 
 log = logging.getLogger("pgevents_migrate")
@@ -47,10 +48,20 @@ CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
 #: The session's default schema and role, and whether the role may not set the sleeper flag.
 _SESSION_QUERY = (
-    "SELECT current_schema(), quote_ident(current_user),"
+    "SELECT current_schema() AS default_schema, quote_ident(current_user) AS role,"
     " (SELECT NOT has_sequence_privilege(flag, 'UPDATE') FROM to_regclass(%s) AS flag"
-    " WHERE flag IS NOT NULL)"
+    " WHERE flag IS NOT NULL) AS flag_denied"
 )
+
+
+class _Session(NamedTuple):
+    """What ``_SESSION_QUERY`` returns."""
+
+    default_schema: str
+    role: str
+    flag_denied: bool | None
+
+
 _FIX = (
     "run `flask db migrate` and `flask db upgrade` to install what the app declares"
     " (`flask pgevents status` shows every difference)"
@@ -142,19 +153,21 @@ class Worker:
         self._work = work
         with work.cursor() as cur:
             cur.execute(_SESSION_QUERY, (sleeping_sequence(self.config.schema),))
-            default_schema, role, flag_denied = cur.fetchone()  # type: ignore[misc]
-            installed = self.installed(cur, default_schema)
-        self.dispatcher.default_schema = default_schema
+            row = cur.fetchone()
+            assert row is not None
+            session = by_name(cur, _Session)(row)
+            installed = self.installed(cur, session.default_schema)
+        self.dispatcher.default_schema = session.default_schema
         tables = self.dispatcher.tables()
         queued = sorted(self.dispatcher.tables("queue"))
         self._tables = ([s for s, _ in queued], [t for _, t in queued])
-        if queued and flag_denied:
+        if queued and session.flag_denied:
             flag = sleeping_sequence(self.config.schema)
             raise PGEventsError(
-                f"role {role} may not set the sleeper flag {flag}, which a worker with queue "
-                f"listeners sets before it waits: GRANT UPDATE ON SEQUENCE {flag} TO {role}"
+                f"role {session.role} may not set the sleeper flag {flag}, which a worker with queue "
+                f"listeners sets before it waits: GRANT UPDATE ON SEQUENCE {flag} TO {session.role}"
             )
-        self._check_triggers(compare(self.declared, installed, default_schema))
+        self._check_triggers(compare(self.declared, installed, session.default_schema))
         listen = connect(self.dsn, autocommit=True, config=self.config)
         self._listen = listen
         with listen.cursor() as cur:

@@ -154,12 +154,16 @@ def test_excluded_table_gets_no_ops_and_keeps_its_triggers(
     listeners = (note_listens("delete"), on("user", "insert"))
     app = make_app(database_url, migrations, with_note(mapped=mapped, listeners=listeners), **exclude_note)
     body = upgrade_body(migrate_and_upgrade(app, migrations, "user listens"))
-    assert pgevent_ops(body) == ["op.create_pgevent_trigger('user', events=('insert',), version=4)"]
+    assert pgevent_ops(body) == [
+        f"op.create_pgevent_trigger('user', events=('insert',), version={CURRENT_VERSION})"
+    ]
 
     # No listeners left: only user's trigger goes; note's stays, and so does the artifact it uses.
     app = make_app(database_url, migrations, with_note(mapped=mapped), **exclude_note)
     body = upgrade_body(migrate_and_upgrade(app, migrations, "nobody listens"))
-    assert pgevent_ops(body) == ["op.drop_pgevent_trigger('user', events=('insert',), version=4)"]
+    assert pgevent_ops(body) == [
+        f"op.drop_pgevent_trigger('user', events=('insert',), version={CURRENT_VERSION})"
+    ]
     assert [row for row in fetch(dsn, TRIGGERS_SQL) if row[1] == "note"] == note_triggers
     assert [row for row in fetch(dsn, TRIGGERS_SQL) if row[1] == "user"] == []
     execute(dsn, "INSERT INTO note VALUES (1)", 'INSERT INTO "user" (id) VALUES (1)')
@@ -211,8 +215,8 @@ def test_multiple_binds_get_their_own_ops_and_artifacts(
     assert "op.create_table('user'" in main_body and pgevent_ops(main_body) == []
     assert "op.create_table('audit'" in other_body
     assert pgevent_ops(other_body) == [
-        "op.install_pgevents(schema='pgevents', version=4)",
-        "op.create_pgevent_trigger('audit', events=('insert', 'delete'), version=4)",
+        f"op.install_pgevents(schema='pgevents', version={CURRENT_VERSION})",
+        f"op.create_pgevent_trigger('audit', events=('insert', 'delete'), version={CURRENT_VERSION})",
     ]
     assert other_body.index("op.create_table('audit'") < other_body.index("op.install_pgevents(")
     assert fetch(dsn, ARTIFACT_SQL) == [] and fetch(dsn, TRIGGERS_SQL) == []
@@ -227,8 +231,8 @@ def test_multiple_binds_get_their_own_ops_and_artifacts(
     app = make_app(database_url, migrations, two_binds(user_listens=True), binds=binds)
     second = migrate_and_upgrade(app, migrations, "user listens")
     assert pgevent_ops(upgrade_body(second, "")) == [
-        "op.install_pgevents(schema='pgevents', version=4)",
-        "op.create_pgevent_trigger('user', events=('update',), version=4)",
+        f"op.install_pgevents(schema='pgevents', version={CURRENT_VERSION})",
+        f"op.create_pgevent_trigger('user', events=('update',), version={CURRENT_VERSION})",
     ]
     assert pgevent_ops(upgrade_body(second, "other")) == []
     assert [row[1:3] for row in fetch(dsn, TRIGGERS_SQL)] == [("user", "pgevents_update")]
@@ -280,13 +284,15 @@ def test_string_targets_and_track_produce_trigger_ops(
     body = upgrade_body(migrate_and_upgrade(app, migrations, "string targets"))
     assert "drop_table" not in body
     assert pgevent_ops(body) == [
-        "op.install_pgevents(schema='pgevents', version=4)",
-        "op.create_pgevent_trigger('ledger', events=('insert', 'delete'), delivery='broadcast', version=4)",
-        "op.create_pgevent_trigger('user', events=('delete',), version=4)",
-        "op.create_pgevent_trigger('audit_log', schema='legacy', events=('insert',), version=4)",
+        f"op.install_pgevents(schema='pgevents', version={CURRENT_VERSION})",
+        "op.create_pgevent_trigger('ledger', events=('insert', 'delete'), delivery='broadcast', "
+        f"version={CURRENT_VERSION})",
+        f"op.create_pgevent_trigger('user', events=('delete',), version={CURRENT_VERSION})",
+        "op.create_pgevent_trigger('audit_log', schema='legacy', events=('insert',), "
+        f"version={CURRENT_VERSION})",
     ]
     assert body.index("op.create_table('user'") < body.index("op.create_pgevent_trigger('user'")
-    assert [listener.table for listener in declared[-1].listeners] == ["audit_log"]  # track(): no callback
+    assert [listener.spec.table for listener in declared[-1].listeners] == ["audit_log"]  # track(): none
     execute(
         dsn,
         "INSERT INTO legacy.audit_log VALUES (1, 'x')",
@@ -311,9 +317,11 @@ def test_string_targets_and_track_produce_trigger_ops(
     app = make_app(database_url, migrations, changed, **options)
     body = upgrade_body(migrate_and_upgrade(app, migrations, "changed"))
     assert pgevent_ops(body) == [
-        "op.drop_pgevent_trigger('user', events=('delete',), version=4)",
-        "op.drop_pgevent_trigger('audit_log', schema='legacy', events=('insert',), version=4)",
-        "op.create_pgevent_trigger('audit_log', schema='legacy', events=('insert', 'update'), version=4)",
+        f"op.drop_pgevent_trigger('user', events=('delete',), version={CURRENT_VERSION})",
+        "op.drop_pgevent_trigger('audit_log', schema='legacy', events=('insert',), "
+        f"version={CURRENT_VERSION})",
+        "op.create_pgevent_trigger('audit_log', schema='legacy', events=('insert', 'update'), "
+        f"version={CURRENT_VERSION})",
     ]
     assert [row[:3] for row in fetch(dsn, TRIGGERS_SQL)] == [
         ("legacy", "audit_log", "pgevents_insert"),

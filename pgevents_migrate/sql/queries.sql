@@ -103,7 +103,7 @@ SELECT pg_notify(%s, '');
 
 -- dead_letters --
 -- List the oldest %s dead letters
-SELECT id, op, schema_name, table_name, pk, attempts, error, failed_at
+SELECT id, op, schema_name AS schema, table_name AS "table", pk, attempts, error, failed_at
   FROM {s}.dead_letter
  ORDER BY id
  LIMIT %s;
