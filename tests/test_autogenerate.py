@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import URL
 
+from alembic_ops import CURRENT_VERSION
 from pgevents_migrate import PGEvents
 from tests.apps import Define, flask_db, make_app, migrate_and_upgrade, revisions
 from tests.pg import events, execute, fetch
@@ -78,7 +79,7 @@ def test_new_table_and_listener_in_one_revision(database_url: URL, migrations: P
     assert "import alembic_ops" in text
     assert body.index("op.create_table('user'") < body.index("op.install_pgevents(")
     assert body.index("op.install_pgevents(") < body.index("op.create_pgevent_trigger(")
-    assert "op.create_pgevent_trigger('user', events=('insert',), version=4)" in body
+    assert f"op.create_pgevent_trigger('user', events=('insert',), version={CURRENT_VERSION})" in body
     execute(dsn, """INSERT INTO "user" (email) VALUES ('a@x')""")
     assert [(e["op"], e["pk"]) for e in events(dsn)] == [("insert", {"id": 1})]
 
@@ -96,30 +97,33 @@ def test_listener_added_changed_removed_and_downgraded(database_url: URL, migrat
         (
             users(on_user("insert")),
             [
-                "op.install_pgevents(schema='pgevents', version=4)",
-                "op.create_pgevent_trigger('user', events=('insert',), version=4)",
+                f"op.install_pgevents(schema='pgevents', version={CURRENT_VERSION})",
+                f"op.create_pgevent_trigger('user', events=('insert',), version={CURRENT_VERSION})",
             ],
         ),
         (
             users(on_user("insert", "update", columns=["email"])),
             [
-                "op.drop_pgevent_trigger('user', events=('insert',), version=4)",
+                f"op.drop_pgevent_trigger('user', events=('insert',), version={CURRENT_VERSION})",
                 "op.create_pgevent_trigger('user', events=('insert', 'update'), columns=('email',), "
-                "version=4)",
+                f"version={CURRENT_VERSION})",
             ],
         ),
         (
             users(on_user("update", "delete", images=True)),
             [
-                "op.drop_pgevent_trigger('user', events=('insert', 'update'), columns=('email',), version=4)",
-                "op.create_pgevent_trigger('user', events=('update', 'delete'), images=True, version=4)",
+                "op.drop_pgevent_trigger('user', events=('insert', 'update'), columns=('email',), "
+                f"version={CURRENT_VERSION})",
+                "op.create_pgevent_trigger('user', events=('update', 'delete'), images=True, "
+                f"version={CURRENT_VERSION})",
             ],
         ),
         (
             users(),
             [
-                "op.drop_pgevent_trigger('user', events=('update', 'delete'), images=True, version=4)",
-                "op.uninstall_pgevents(schema='pgevents', version=4)",
+                "op.drop_pgevent_trigger('user', events=('update', 'delete'), images=True, "
+                f"version={CURRENT_VERSION})",
+                f"op.uninstall_pgevents(schema='pgevents', version={CURRENT_VERSION})",
             ],
         ),
     ]
@@ -153,9 +157,9 @@ def test_dropping_a_model_drops_its_trigger_first(database_url: URL, migrations:
     step(database_url, migrations, both, "both")
     with_note = fetch(dsn, CATALOG_SQL)
     body = upgrade_body(step(database_url, migrations, users(on_user("insert")), "drop note"))
-    assert body.index("op.drop_pgevent_trigger('note', events=('delete',), version=4)") < body.index(
-        "op.drop_table('note')"
-    )
+    assert body.index(
+        f"op.drop_pgevent_trigger('note', events=('delete',), version={CURRENT_VERSION})"
+    ) < body.index("op.drop_table('note')")
     assert "uninstall_pgevents" not in body  # user still listens
     flask_db(make_app(database_url, migrations, users()), "downgrade")
     assert fetch(dsn, CATALOG_SQL) == with_note
@@ -179,10 +183,13 @@ def test_mixed_case_schemas_and_same_table_name_twice(database_url: URL, migrati
         pgevents.listen(ArchivedOrder, ["insert", "delete"], lambda event: None, delivery="broadcast")
 
     body = upgrade_body(step(database_url, migrations, define, "orders", include_schemas=True))
-    assert "op.create_pgevent_trigger('Order', schema='Billing', events=('insert',), version=4)" in body
+    assert (
+        f"op.create_pgevent_trigger('Order', schema='Billing', events=('insert',), version={CURRENT_VERSION})"
+        in body
+    )
     assert (
         "op.create_pgevent_trigger('Order', schema='archive', events=('insert', 'delete'), "
-        "delivery='broadcast', version=4)"
+        f"delivery='broadcast', version={CURRENT_VERSION})"
     ) in body
     # include_schemas=True must not make Alembic want to drop the event log tables.
     assert "pgevents" not in body.split("op.install_pgevents", 1)[0]
@@ -281,7 +288,7 @@ def test_an_older_installed_artifact_gets_an_upgrade_revision(
     flask_db(app, "init")
     flask_db(app, "migrate", "-m", "users, as an artifact-1 release wrote it")
     (first,) = (migrations / "versions").glob("*.py")
-    first.write_text(first.read_text().replace("version=4)", "version=1)"))
+    first.write_text(first.read_text().replace(f"version={CURRENT_VERSION})", "version=1)"))
     flask_db(app, "upgrade")
     at_v1 = fetch(dsn, CATALOG_SQL)
     assert fetch(dsn, "SELECT obj_description('pgevents.capture()'::regprocedure)") == [
@@ -290,15 +297,15 @@ def test_an_older_installed_artifact_gets_an_upgrade_revision(
     result = flask_db(app, "check", expect_exit=1)
     assert "upgrade_pgevents" in result.output
 
-    text = migrate_and_upgrade(app, migrations, "pgevents artifact 4")
+    text = migrate_and_upgrade(app, migrations, f"pgevents artifact {CURRENT_VERSION}")
     assert pgevent_lines(upgrade_body(text)) == [
-        "op.upgrade_pgevents(schema='pgevents', from_version=1, to_version=4)"
+        f"op.upgrade_pgevents(schema='pgevents', from_version=1, to_version={CURRENT_VERSION})"
     ]
     assert pgevent_lines(text.split("def downgrade", 1)[1]) == [
-        "op.downgrade_pgevents(schema='pgevents', from_version=4, to_version=1)"
+        f"op.downgrade_pgevents(schema='pgevents', from_version={CURRENT_VERSION}, to_version=1)"
     ]
     assert fetch(dsn, "SELECT obj_description('pgevents.capture()'::regprocedure)") == [
-        ("pgevents-migrate artifact 4",)
+        (f"pgevents-migrate artifact {CURRENT_VERSION}",)
     ]
     assert fetch(dsn, TRIGGERS_SQL) and [r for r in fetch(dsn, CATALOG_SQL) if r[0] == "trigger"] == [
         r for r in at_v1 if r[0] == "trigger"

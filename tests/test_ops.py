@@ -36,6 +36,7 @@ from alembic_ops import (
     artifacts,
 )
 from alembic_ops.core.catalog import read_installed
+from alembic_ops.manifest import VERSIONS
 from pgevents_migrate.queue import EventQueue
 from tests.pg import RunOps, events, execute, fetch
 
@@ -76,7 +77,7 @@ def test_install_and_uninstall_round_trip(run_ops: RunOps, dsn: str) -> None:
         "pgevents.sleeper",
     }
     assert fetch(dsn, "SELECT obj_description('pgevents.capture()'::regprocedure)") == [
-        ("pgevents-migrate artifact 4",)
+        (f"pgevents-migrate artifact {CURRENT_VERSION}",)
     ]
     run_ops(lambda op: op.uninstall_pgevents(version=CURRENT_VERSION))
     assert fetch(dsn, STATE_SQL) == empty
@@ -204,47 +205,98 @@ def test_migration_replays_the_version_it_was_rendered_with() -> None:
         CreatePGEventTriggerOp(TriggerSpec("t"), version=0)
 
 
-#: sha256 of what each released version renders for a fixed set of arguments.
-#: A released version's SQL must never change: old migrations replay it.
-RELEASED_SQL = {
-    (1, "install"): "db673a33cabfcfd59b17a1ffbdad05049a28f8a5a22f1349bcfe1dbea47fdcdb",
-    (1, "uninstall"): "61cba277a03570b5723916776896991dd3e3b143c92dcd79622c8b42bdd34aab",
-    (1, "create"): "01d8d137cd6c2a78b9a72f42ce14d261be1954ed11fe12df6c7d89328845b9e2",
-    (1, "drop"): "d89258107f357e5937571eb91ccfcbbfbf18b7a0de8978eb1869900148a9093b",
-    (2, "install"): "7f1bafe17ecd1a9abc4f6a4993a7738bcf458adc1b1fcc223be3a92df63e4069",
-    (2, "uninstall"): "61cba277a03570b5723916776896991dd3e3b143c92dcd79622c8b42bdd34aab",
-    (2, "create"): "01d8d137cd6c2a78b9a72f42ce14d261be1954ed11fe12df6c7d89328845b9e2",
-    (2, "drop"): "d89258107f357e5937571eb91ccfcbbfbf18b7a0de8978eb1869900148a9093b",
-    (2, "upgrade"): "4f63ca62b86be0fa7df889f1b77d8c482e38a250f493a71a6594c63362e8bcc4",
-    (2, "downgrade"): "439c9ac8e3c81a514383db0ff1f517820f4ec06b119e0f1b967d4ff20f650402",
-    (3, "install"): "e94d1d95f0303c7ff4e8d705b8fe9d27b4366e6f2c217f9e04c4da4537e9da36",
-    (3, "uninstall"): "c1b220f858aea041a3f789d505044a749be7b16455ac88420402640363f5e789",
-    (3, "create"): "5b0bfab2df0b1d35e0df81531a8d4834ad353c83cdc5f0285abece803080295a",
-    (3, "drop"): "51992aa9297c676343aab9a9e65f019333de38fd065a4f1cc1b3ef5421d1e45f",
-    (3, "upgrade"): "002ddd51d31138265950658ee271b41ddb38673da04e87b20807579e4fca1df4",
-    (3, "downgrade"): "dc7f6534ce10dd978eb6dddf45a7910e26e71680608987fef64f1092a79f28a2",
-    (4, "install"): "6b558959d3715c7afb8b93f996cbe11b25b40b12a8a5f68973360ae0e8ebaf2e",
-    (4, "uninstall"): "09d1d6a1eb18db58226093653958f966b849fbd3e4ef32691556c039cd3869b9",
-    (4, "create"): "5b0bfab2df0b1d35e0df81531a8d4834ad353c83cdc5f0285abece803080295a",
-    (4, "drop"): "51992aa9297c676343aab9a9e65f019333de38fd065a4f1cc1b3ef5421d1e45f",
-    (4, "upgrade"): "ccb6d0b76f3bf615b11d8d3c4cc82b2f9ebea329a6b35e8bd76e63a4310b89ed",
-    (4, "downgrade"): "79645d5c6f203ea555d768973129469049c44f4fae7b78570d1e2ca23c13ac77",
+#: The argument sets every version is rendered with for its pins: two event
+#: schemas; tables with and without a schema (hostile names included), keys
+#: only or row images, with and without an update filter, queue and broadcast,
+#: all events or some. Single-column or composite keys are resolved when the
+#: SQL runs, so the tests in test_versions.py cover those.
+PINNED_SCHEMAS = ("pgevents", "ev_2")
+PINNED_SPECS = (
+    TriggerSpec("item"),
+    TriggerSpec("Order", schema="Sales", columns=("a",), images=True),
+    TriggerSpec(
+        'Order "x"',
+        schema="it's",
+        events=("insert", "update"),
+        columns=("b", "a"),
+        delivery="broadcast",
+        pgevents_schema="ev_2",
+    ),
+    TriggerSpec("pair", events=("delete",), images=True, pgevents_schema="ev_2"),
+    TriggerSpec(
+        "it's %(x)s",
+        schema="Odd %s :name",
+        events=("update", "delete"),
+        columns=("a::b := %",),
+        delivery="broadcast",
+        images=True,
+    ),
+)
+#: Per operation: the statements it renders for every argument set.
+PINNED_OPERATIONS: dict[str, Callable[[int], list[str]]] = {
+    "install": lambda v: [artifacts.install_sql(s, v) for s in PINNED_SCHEMAS],
+    "uninstall": lambda v: [artifacts.uninstall_sql(s, v) for s in PINNED_SCHEMAS],
+    "check_no_events": lambda v: [artifacts.check_no_events_sql(s, v) for s in PINNED_SCHEMAS],
+    "check_table": lambda v: [artifacts.check_table_sql(spec, v) for spec in PINNED_SPECS],
+    "create": lambda v: [sql for spec in PINNED_SPECS for sql in artifacts.create_trigger_sql(spec, v)],
+    "drop": lambda v: [sql for spec in PINNED_SPECS for sql in artifacts.drop_trigger_sql(spec, v)],
+    "upgrade": lambda v: [sql for s in PINNED_SCHEMAS for sql in artifacts.change_version_sql(s, v - 1, v)],
+    "downgrade": lambda v: [sql for s in PINNED_SCHEMAS for sql in artifacts.change_version_sql(s, v, v - 1)],
 }
 
 
-def test_released_versions_render_byte_identically() -> None:
-    spec = TriggerSpec("Order", schema="Sales", columns=("a",), images=True)
-    render: dict[str, Callable[[int], str]] = {
-        "install": lambda version: artifacts.install_sql("pgevents", version),
-        "uninstall": lambda version: artifacts.uninstall_sql("pgevents", version),
-        "create": lambda version: "\n".join(artifacts.create_trigger_sql(spec, version)),
-        "drop": lambda version: "\n".join(artifacts.drop_trigger_sql(spec, version)),
-        "upgrade": lambda v: "\n".join(artifacts.change_version_sql("pgevents", v - 1, v)),
-        "downgrade": lambda v: "\n".join(artifacts.change_version_sql("pgevents", v, v - 1)),
+def rendered_digests(version: int) -> dict[tuple[int, str], str]:
+    """sha256 of what each operation of ``version`` renders for the pinned argument sets."""
+    return {
+        (version, operation): hashlib.sha256("\x00".join(render(version)).encode()).hexdigest()
+        for operation, render in PINNED_OPERATIONS.items()
+        if version > 1 or operation not in ("upgrade", "downgrade")
     }
-    for (version, name), digest in RELEASED_SQL.items():
-        sql = render[name](version)
-        assert hashlib.sha256(sql.encode()).hexdigest() == digest, (version, name)
+
+
+#: What ``rendered_digests`` gave for each version when it was released: a
+#: released version's SQL must never change, because old migrations replay it.
+#: A new version adds its digests here (``python -m tests.test_ops`` prints them).
+RELEASED_SQL = {
+    (1, "install"): "3af94598b5262317cbdb26459080cc648e4a96dfd447f24035cbac150805f0cd",
+    (1, "uninstall"): "2be5f0b0a87448bb11608cbb452f6c28aeeb7485d18fb8a16115c2df1e0819d3",
+    (1, "check_no_events"): "d4075943b68e3b1d816dc810d02e0046d5390a67cfcf06773010ee084d52ab17",
+    (1, "check_table"): "be48eae13b9946d3d57cb98e81c69995182f483a116adfaaf34048e05d91e5ff",
+    (1, "create"): "e11c5137407e1610e869a3e328b5f597dfaab1f0943309e66ede9c61c21a7e16",
+    (1, "drop"): "b1acfc4a0d1f252372cb447722cf4493cf6194263bd41b3b4b58e9ccebbfc052",
+    (2, "install"): "2d1d09f57defc5c42e99bcfc0f74d41983de7131bf3b46f300dbae9335fb0685",
+    (2, "uninstall"): "2be5f0b0a87448bb11608cbb452f6c28aeeb7485d18fb8a16115c2df1e0819d3",
+    (2, "check_no_events"): "d4075943b68e3b1d816dc810d02e0046d5390a67cfcf06773010ee084d52ab17",
+    (2, "check_table"): "be48eae13b9946d3d57cb98e81c69995182f483a116adfaaf34048e05d91e5ff",
+    (2, "create"): "e11c5137407e1610e869a3e328b5f597dfaab1f0943309e66ede9c61c21a7e16",
+    (2, "drop"): "b1acfc4a0d1f252372cb447722cf4493cf6194263bd41b3b4b58e9ccebbfc052",
+    (2, "upgrade"): "1228f1861b4c3a76e0983c98af59fa4ffd08d46967146caa1987a569c1886869",
+    (2, "downgrade"): "e6e642d40458c862c187cc4977788dba77c684e7cfd6ab0cabf8be2bcf936fc6",
+    (3, "install"): "7f4abeed0b90d96b929970348155f674900c0dc89cad71fd85d24d4d239ad74d",
+    (3, "uninstall"): "4153d949db99c104eb805ac95ece8cdb90f3b8cc6d704516b656cb6c9433b400",
+    (3, "check_no_events"): "d4075943b68e3b1d816dc810d02e0046d5390a67cfcf06773010ee084d52ab17",
+    (3, "check_table"): "be48eae13b9946d3d57cb98e81c69995182f483a116adfaaf34048e05d91e5ff",
+    (3, "create"): "aed15214a3c70a2cb45c5d544b1e245f7612995f3c62012097cc0c41c21d8745",
+    (3, "drop"): "a58d57c193273b389771fcd908d07d7ea857b54c1ca98e66236682867393f69f",
+    (3, "upgrade"): "b6803e1200d697fd2c947f1c53b212fda0345e0b20d8b38894478bbffcd62884",
+    (3, "downgrade"): "a745657c1b2d472d129aff1a84bb0103419ab5bf3eabea42f1c7799f464c8373",
+    (4, "install"): "102c85234e3aab57547a760c92dd03eada5a1ed0a6ee983eaf522e5d6ba2d1c4",
+    (4, "uninstall"): "54af19a19f49210773486a024a720d8e083e11495d02468c7e37850ec41e5dd9",
+    (4, "check_no_events"): "d4075943b68e3b1d816dc810d02e0046d5390a67cfcf06773010ee084d52ab17",
+    (4, "check_table"): "be48eae13b9946d3d57cb98e81c69995182f483a116adfaaf34048e05d91e5ff",
+    (4, "create"): "aed15214a3c70a2cb45c5d544b1e245f7612995f3c62012097cc0c41c21d8745",
+    (4, "drop"): "a58d57c193273b389771fcd908d07d7ea857b54c1ca98e66236682867393f69f",
+    (4, "upgrade"): "5d9a8c0269e38e7907c244a5f08f573234e47e6504dddd32b981659ae3b8772d",
+    (4, "downgrade"): "5b4ca5693235af53dc0e738a12e575399f50f16f23dd4e7b6043861fc45e8670",
+}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_released_versions_render_byte_identically(version: int) -> None:
+    rendered = rendered_digests(version)
+    pinned = {key: digest for key, digest in RELEASED_SQL.items() if key[0] == version}
+    assert pinned, f"version {version} has no pins: add {rendered} to RELEASED_SQL"
+    assert rendered == pinned
 
 
 def test_upgrade_and_downgrade_keep_events_and_triggers(run_ops: RunOps, dsn: str) -> None:
@@ -453,7 +505,7 @@ def test_upgrade_to_4_and_back(run_ops: RunOps, dsn: str) -> None:
         ("delete", {"id": 1}),
         ("insert", {"a": 1, "b": 2}),
     ]
-    run_ops(lambda op: op.uninstall_pgevents(schema="pgevents_fresh", version=CURRENT_VERSION))
+    run_ops(lambda op: op.uninstall_pgevents(schema="pgevents_fresh", version=4))
 
     run_ops(lambda op: op.downgrade_pgevents(from_version=4, to_version=3))
     assert (fetch(dsn, STATE_SQL), fetch(dsn, SOURCES_SQL), fetch(dsn, NOT_NULL_SQL)) == at_v3
@@ -497,13 +549,16 @@ def test_rendered_operations_are_literal_and_import_the_package() -> None:
     )
     assert render_op_text(context, create) == (
         "op.create_pgevent_trigger('Order', schema='Sales', events=('update',), columns=('email',), "
-        "delivery='broadcast', images=True, version=4)"
+        f"delivery='broadcast', images=True, version={CURRENT_VERSION})"
     )
     assert render_op_text(context, create.reverse()).startswith("op.drop_pgevent_trigger('Order', ")
-    assert render_op_text(context, InstallPGEventsOp()) == "op.install_pgevents(schema='pgevents', version=4)"
+    assert (
+        render_op_text(context, InstallPGEventsOp())
+        == f"op.install_pgevents(schema='pgevents', version={CURRENT_VERSION})"
+    )
     assert (
         render_op_text(context, UninstallPGEventsOp())
-        == "op.uninstall_pgevents(schema='pgevents', version=4)"
+        == f"op.uninstall_pgevents(schema='pgevents', version={CURRENT_VERSION})"
     )
     upgrade = UpgradePGEventsOp("ev", from_version=1, to_version=2)
     assert (
@@ -563,4 +618,10 @@ def test_package_imports_no_flask() -> None:
     code = "import sys, alembic_ops; print('flask' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-    assert alembic_ops.CURRENT_VERSION == 4
+    assert alembic_ops.VERSIONS == VERSIONS and alembic_ops.CURRENT_VERSION == VERSIONS[-1]
+
+
+if __name__ == "__main__":
+    for version in VERSIONS:
+        for key, digest in rendered_digests(version).items():
+            print(f"    {key}: {digest!r},")

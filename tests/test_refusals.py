@@ -176,7 +176,7 @@ def test_migrate_refuses_a_mapped_table_without_a_primary_key(
     # A key the database has (added by hand, which autogenerate does not compare) is enough.
     execute(dsn, "CREATE TABLE log (line text PRIMARY KEY)")
     body = migrate_and_upgrade(app, migrations, "log listens")
-    assert "op.create_pgevent_trigger('log', events=('insert',), version=4)" in body
+    assert f"op.create_pgevent_trigger('log', events=('insert',), version={CURRENT_VERSION})" in body
     execute(dsn, "INSERT INTO log VALUES ('x')")
     assert [(e["op"], e["pk"]) for e in events(dsn)] == [("insert", {"line": "x"})]
 
@@ -186,18 +186,19 @@ def test_migrate_refuses_a_mapped_table_without_a_primary_key(
     [
         (
             "CREATE TABLE doc (id int PRIMARY KEY, title text)",
-            "op.create_pgevent_trigger('doc', events=('update',), columns=('titel',), version=4)",
+            "op.create_pgevent_trigger('doc', events=('update',), columns=('titel',), "
+            f"version={CURRENT_VERSION})",
             "pgevents: table doc has no column titel, which the update filter names. "
             "Fix the columns= of its listeners",
         ),
         (
             "CREATE TABLE keyless (a int)",
-            "op.create_pgevent_trigger('keyless', version=4)",
+            f"op.create_pgevent_trigger('keyless', version={CURRENT_VERSION})",
             "pgevents: table keyless has no primary key. Events identify rows by their primary key",
         ),
         (
             "SELECT 1",
-            "op.create_pgevent_trigger('ghost', version=4)",
+            f"op.create_pgevent_trigger('ghost', version={CURRENT_VERSION})",
             "pgevents: table ghost does not exist. Create it in this migration or an earlier one",
         ),
         (
@@ -220,7 +221,8 @@ def test_upgrade_refuses_a_hand_written_trigger_in_one_line(
     (path,) = (migrations / "versions").glob("*.py")
     text = path.read_text()
     text = text.replace(
-        "def upgrade():\n    pass", f"def upgrade():\n    op.install_pgevents(version=4)\n    {call}"
+        "def upgrade():\n    pass",
+        f"def upgrade():\n    op.install_pgevents(version={CURRENT_VERSION})\n    {call}",
     )
     path.write_text("import alembic_ops  # noqa: F401\n" + text)
     output = flask_db(app, "upgrade", expect_exit=1).output
@@ -239,7 +241,7 @@ def test_downgrade_refuses_to_drop_pending_events_and_dead_letters(
     app = make_app(database_url, migrations, docs(listen))
     flask_db(app, "init")
     revision = migrate_and_upgrade(app, migrations, "doc listens")
-    assert "op.uninstall_pgevents(schema='pgevents', version=4)" in revision
+    assert f"op.uninstall_pgevents(schema='pgevents', version={CURRENT_VERSION})" in revision
     assert "discard_events" not in revision
     execute(dsn, "INSERT INTO doc (id) VALUES (1), (2), (3)")
 
@@ -264,8 +266,8 @@ def test_downgrade_refuses_to_drop_pending_events_and_dead_letters(
     (path,) = (migrations / "versions").glob("*.py")
     path.write_text(
         path.read_text().replace(
-            "op.uninstall_pgevents(schema='pgevents', version=4)",
-            "op.uninstall_pgevents(schema='pgevents', version=4, discard_events=True)",
+            f"op.uninstall_pgevents(schema='pgevents', version={CURRENT_VERSION})",
+            f"op.uninstall_pgevents(schema='pgevents', version={CURRENT_VERSION}, discard_events=True)",
         )
     )
     flask_db(app, "downgrade", "base")

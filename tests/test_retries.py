@@ -13,6 +13,7 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import URL
 
+from alembic_ops import CURRENT_VERSION
 from pgevents_migrate import Event, PGEvents
 from tests.pg import RunOps, execute, fetch, wait_for
 from tests.test_runtime import _install
@@ -151,15 +152,15 @@ def test_status_reports_drift_and_queue(
     runner = app.test_cli_runner()
     result = runner.invoke(args=["pgevents", "status"])
     assert result.exit_code == 0, result.output
-    assert "artifact pgevents: version 4 (current)" in result.output
+    assert f"artifact pgevents: version {CURRENT_VERSION} (current)" in result.output
     assert "ok         item: declared insert queue; installed insert queue" in result.output
     assert "pending 1, failed 0" in result.output
     execute(dsn, "ALTER TABLE item DISABLE TRIGGER pgevents_insert")
     result = runner.invoke(args=["pgevents", "status"])
     assert result.exit_code == 1 and "drift      item" in result.output
     execute(dsn, "ALTER TABLE item ENABLE TRIGGER pgevents_insert")
-    run_ops(lambda op: op.downgrade_pgevents(from_version=4, to_version=1))
+    run_ops(lambda op: op.downgrade_pgevents(from_version=CURRENT_VERSION, to_version=1))
     result = runner.invoke(args=["pgevents", "status"])
     assert result.exit_code == 1, result.output
-    assert "artifact pgevents: version 1 (this library ships version 4)" in result.output
+    assert f"artifact pgevents: version 1 (this library ships version {CURRENT_VERSION})" in result.output
     assert "ok         item" in result.output and "out of date: run `flask db migrate`" in result.output

@@ -16,17 +16,13 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from .arguments import TriggerArguments, decode
 from .errors import PGEventsError
-from .names import ARTIFACT_MARKER, GENERATED_MARKER, TRIGGER_NAMES
+from .names import ARTIFACT_MARKER, CAPTURE_FUNCTION, GENERATED_MARKER, TRANSITION_TABLES, TRIGGER_NAMES
 from .spec import EVENTS, TableKey, TriggerSpec
 
 # pg_trigger.tgtype bits of a statement-level AFTER trigger (catalog/pg_trigger.h).
 _EVENT_BITS = {"insert": 4, "update": 16, "delete": 8}
-_TRANSITIONS = {
-    "insert": (None, "pgevents_new"),
-    "update": ("pgevents_old", "pgevents_new"),
-    "delete": ("pgevents_old", None),
-}
 
 # In the DB-API's pyformat style, so psycopg2 and psycopg 3 run them as they are.
 #: The artifacts' capture functions: ``p`` in ``pg_proc``, ``fn_ns`` its namespace.
@@ -35,7 +31,7 @@ _CAPTURE_FUNCTIONS = """
   JOIN pg_namespace fn_ns ON fn_ns.oid = p.pronamespace
 """
 _IS_CAPTURE_FUNCTION = """
- WHERE p.proname = 'capture'
+ WHERE p.proname = %(capture)s
    AND p.pronargs = 0
    AND starts_with(obj_description(p.oid, 'pg_proc'), %(marker)s)
 """
@@ -77,7 +73,7 @@ _QUERY = (
     + _IS_CAPTURE_FUNCTION
     + " ORDER BY 1, 3, 4, 5"
 )
-_PARAMETERS = {"marker": ARTIFACT_MARKER, "generated": GENERATED_MARKER}
+_PARAMETERS = {"marker": ARTIFACT_MARKER, "generated": GENERATED_MARKER, "capture": CAPTURE_FUNCTION}
 
 
 class Cursor(Protocol):
@@ -112,7 +108,7 @@ class InstalledTrigger:
                 _EVENT_BITS[event],
                 "O",
                 (),
-                *_TRANSITIONS[event],
+                *TRANSITION_TABLES[event],
                 False,
             )
             actual = (
@@ -145,17 +141,15 @@ class InstalledTable:
         Drift: altered or disabled by hand, inconsistent with each other, or
         keyed on columns that are no longer the table's primary key.
         """
-        arguments: dict[str, tuple[str, ...]] = {}
+        decoded: dict[str, TriggerArguments] = {}
         for trigger in self.triggers:
             event = trigger.event()
-            if event is None or event in arguments:
+            arguments = decode(trigger.arguments)
+            if event is None or event in decoded or arguments is None:
                 return None
-            arguments[event] = trigger.arguments
-        parsed = {event: _parse_arguments(args) for event, args in arguments.items()}
-        if None in parsed.values():
-            return None
-        settings = {p[:3] for p in parsed.values() if p is not None}
-        filters = {event: p[3] for event, p in parsed.items() if p is not None and p[3]}
+            decoded[event] = arguments
+        settings = {(a.delivery, a.images, a.key_columns) for a in decoded.values()}
+        filters = {event: a.filter_columns for event, a in decoded.items() if a.filter_columns}
         if len(settings) != 1 or set(filters) - {"update"}:
             return None
         delivery, images, keys = settings.pop()
@@ -165,7 +159,7 @@ class InstalledTable:
             spec = TriggerSpec(
                 table=self.table,
                 schema=self.schema,
-                events=tuple(arguments),
+                events=tuple(decoded),
                 columns=filters.get("update"),
                 delivery=delivery,
                 images=images,
@@ -180,16 +174,6 @@ class InstalledTable:
         """Events whose trigger names exist on the table (drop targets)."""
         names = {t.name for t in self.triggers}
         return tuple(e for e in EVENTS if TRIGGER_NAMES[e] in names)
-
-
-def _parse_arguments(args: tuple[str, ...]) -> tuple[str, bool, tuple[str, ...], tuple[str, ...]] | None:
-    """(delivery, images, key columns, filter columns) from a trigger's arguments."""
-    if len(args) < 4 or args[1] not in ("images", "keys") or not args[2].isdigit():
-        return None
-    key_count = int(args[2])
-    if key_count < 1 or len(args) < 3 + key_count:
-        return None
-    return args[0], args[1] == "images", args[3 : 3 + key_count], args[3 + key_count :]
 
 
 @dataclass

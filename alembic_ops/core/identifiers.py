@@ -80,6 +80,13 @@ def quote_literal(value: str) -> str:
     return str(_STRING_LITERAL(value))
 
 
+def quote_text_array(values: tuple[str, ...] | None) -> str:
+    """A ``text[]`` of quoted literals: ``ARRAY['a', 'b']``, or ``'{}'`` when empty."""
+    if not values:
+        return "'{}'"
+    return "ARRAY[" + ", ".join(quote_literal(value) for value in values) + "]"
+
+
 def qualified_table(table: str, schema: str | None) -> str:
     """The quoted, schema-qualified name of a table."""
     quoted = quote_identifier(table, "table name")

@@ -9,8 +9,25 @@ from __future__ import annotations
 from .identifiers import LONGEST_CHANNEL_SUFFIX, check_event_schema, quote_identifier
 from .spec import EVENTS
 
+#: The generic capture function every artifact creates in the event schema.
+CAPTURE_FUNCTION = "capture"
+#: Generated capture functions are named ``capture_<table>_<event>`` (artifact 3 on).
+GENERATED_PREFIX = "capture_"
+
+#: The per-table triggers are named ``pgevents_<event>``.
+TRIGGER_PREFIX = "pgevents_"
 #: The names of the per-table triggers, one per event.
-TRIGGER_NAMES: dict[str, str] = {event: f"pgevents_{event}" for event in EVENTS}
+TRIGGER_NAMES: dict[str, str] = {event: f"{TRIGGER_PREFIX}{event}" for event in EVENTS}
+
+#: The transition tables the triggers declare and the capture functions read.
+OLD_TABLE = "pgevents_old"
+NEW_TABLE = "pgevents_new"
+#: Per event: the (old, new) transition tables its trigger declares.
+TRANSITION_TABLES: dict[str, tuple[str | None, str | None]] = {
+    "insert": (None, NEW_TABLE),
+    "update": (OLD_TABLE, NEW_TABLE),
+    "delete": (OLD_TABLE, None),
+}
 
 #: The comment on the capture function that names the installed version.
 ARTIFACT_MARKER = "pgevents-migrate artifact "
@@ -19,11 +36,21 @@ GENERATED_MARKER = "pgevents-migrate capture of "
 
 _BROADCAST_SUFFIX = "_broadcast"
 assert len(_BROADCAST_SUFFIX) <= len(LONGEST_CHANNEL_SUFFIX)
+# Templates also write these names inside string literals: they must need no quoting.
+assert all(quote_identifier(name) == name for name in (CAPTURE_FUNCTION, OLD_TABLE, NEW_TABLE))
 
 
 def artifact_marker(version: int) -> str:
     """The comment the capture function of artifact ``version`` carries."""
     return f"{ARTIFACT_MARKER}{version}"
+
+
+def referencing_clause(event: str) -> str:
+    """`` REFERENCING ...``: the transition tables of the trigger for ``event``."""
+    old, new = TRANSITION_TABLES[event]
+    declared = (("OLD", old), ("NEW", new))
+    tables = [f"{kind} TABLE AS {quote_identifier(name)}" for kind, name in declared if name]
+    return " REFERENCING " + " ".join(tables)
 
 
 def wakeup_channel(event_schema: str) -> str:

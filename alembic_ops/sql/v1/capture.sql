@@ -2,7 +2,7 @@
 -- the number of primary-key columns, those columns, then the update filter
 -- columns. All SQL below is static, so PL/pgSQL caches its plans per table;
 -- rows are read as jsonb once (OFFSET 0 keeps the planner from recomputing it).
-CREATE @or_replace@FUNCTION @schema@.capture() RETURNS trigger
+CREATE @or_replace@FUNCTION @capture@() RETURNS trigger
 LANGUAGE plpgsql
 AS $pgevents$
 DECLARE
@@ -30,8 +30,8 @@ BEGIN
         IF broadcast THEN
             keys := ARRAY(
                 SELECT n.pk
-                  FROM (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM pgevents_new r OFFSET 0) s) n
-                  LEFT JOIN (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM pgevents_old r OFFSET 0) s) o
+                  FROM (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM @new_table@ r OFFSET 0) s) n
+                  LEFT JOIN (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM @old_table@ r OFFSET 0) s) o
                     ON o.pk = n.pk
                  WHERE filter_columns IS NULL OR EXISTS (
                        SELECT 1 FROM unnest(filter_columns) f WHERE o.j IS NULL OR o.j -> f IS DISTINCT FROM n.j -> f));
@@ -41,29 +41,29 @@ BEGIN
                    CASE WHEN images THEN o.j END, CASE WHEN images THEN n.j END,
                    ARRAY(SELECT e.key FROM jsonb_each(n.j) e
                           WHERE o.j IS NULL OR o.j -> e.key IS DISTINCT FROM e.value ORDER BY e.key)
-              FROM (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM pgevents_new r OFFSET 0) s) n
-              LEFT JOIN (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM pgevents_old r OFFSET 0) s) o
+              FROM (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM @new_table@ r OFFSET 0) s) n
+              LEFT JOIN (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM @old_table@ r OFFSET 0) s) o
                 ON o.pk = n.pk
              WHERE filter_columns IS NULL OR EXISTS (
                    SELECT 1 FROM unnest(filter_columns) f WHERE o.j IS NULL OR o.j -> f IS DISTINCT FROM n.j -> f);
         END IF;
     ELSIF TG_OP = 'DELETE' THEN
         IF broadcast THEN
-            keys := ARRAY(SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END FROM (SELECT to_jsonb(r) AS j FROM pgevents_old r OFFSET 0) s);
+            keys := ARRAY(SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END FROM (SELECT to_jsonb(r) AS j FROM @old_table@ r OFFSET 0) s);
         ELSE
             INSERT INTO @schema@.event (op, schema_name, table_name, pk, old)
             SELECT 'delete', TG_TABLE_SCHEMA, TG_TABLE_NAME, CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END, CASE WHEN images THEN s.j END
-              FROM (SELECT to_jsonb(r) AS j FROM pgevents_old r OFFSET 0) s;
+              FROM (SELECT to_jsonb(r) AS j FROM @old_table@ r OFFSET 0) s;
         END IF;
     ELSE
         -- Inserts, and updates that need neither images nor a filter: new rows only.
         IF broadcast THEN
-            keys := ARRAY(SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END FROM (SELECT to_jsonb(r) AS j FROM pgevents_new r OFFSET 0) s);
+            keys := ARRAY(SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END FROM (SELECT to_jsonb(r) AS j FROM @new_table@ r OFFSET 0) s);
         ELSE
             INSERT INTO @schema@.event (op, schema_name, table_name, pk, new)
             SELECT lower(TG_OP), TG_TABLE_SCHEMA, TG_TABLE_NAME, CASE WHEN key_count = 1 THEN jsonb_build_object(key_columns[1], s.j -> key_columns[1]) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END,
                    CASE WHEN images THEN s.j END
-              FROM (SELECT to_jsonb(r) AS j FROM pgevents_new r OFFSET 0) s;
+              FROM (SELECT to_jsonb(r) AS j FROM @new_table@ r OFFSET 0) s;
         END IF;
     END IF;
 
@@ -106,4 +106,4 @@ BEGIN
 END
 $pgevents$;
 
-COMMENT ON FUNCTION @schema@.capture() IS 'pgevents-migrate artifact 1';
+COMMENT ON FUNCTION @capture@() IS @artifact_1@;

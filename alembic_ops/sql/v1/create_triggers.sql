@@ -1,18 +1,18 @@
 -- Resolves the table's primary key now and passes it to the capture function
 -- as trigger arguments, so nothing is looked up when a row changes.
--- #include v1/create_triggers_begin.sql
-        EXECUTE 'CREATE TRIGGER ' || quote_ident('pgevents_' || event)
+-- #include create_triggers_begin
+        EXECUTE 'CREATE TRIGGER ' || quote_ident(@trigger_prefix@ || event)
             || ' AFTER ' || upper(event) || ' ON ' || target::text
             || CASE event
-                   WHEN 'insert' THEN ' REFERENCING NEW TABLE AS pgevents_new'
-                   WHEN 'delete' THEN ' REFERENCING OLD TABLE AS pgevents_old'
-                   ELSE ' REFERENCING OLD TABLE AS pgevents_old NEW TABLE AS pgevents_new'
+                   WHEN 'insert' THEN @referencing_insert@
+                   WHEN 'delete' THEN @referencing_delete@
+                   ELSE @referencing_update@
                END
-            || ' FOR EACH STATEMENT EXECUTE FUNCTION @schema@.capture('
+            || ' FOR EACH STATEMENT EXECUTE FUNCTION @capture@('
             || array_to_string(ARRAY(
                    SELECT quote_literal(argument)
-                     FROM unnest(ARRAY[@delivery@, @images@, cardinality(key_columns)::text] || key_columns
-                                 || CASE WHEN event = 'update' THEN @filter_columns@::text[] ELSE '{}' END) AS argument
+                     FROM unnest(@trigger_arguments@
+                                 @filter_arguments@) AS argument
                ), ', ')
             || ')';
     END LOOP;

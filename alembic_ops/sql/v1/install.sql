@@ -1,5 +1,5 @@
 -- pgevents-migrate artifact 1: event log, dead letters, sleeper flags and the capture function.
 -- Tokens: @schema@ (quoted identifier); @schema_name@, @wakeup_channel@ and
 -- @broadcast_channel@ (literals). Released: never edit; add a new version instead.
--- #include v1/tables.sql
--- #include v1/capture.sql
+-- #include tables
+-- #include capture

@@ -10,7 +10,7 @@
 -- column was renamed after the trigger was created. Smaller statements run
 -- static SQL, which PL/pgSQL plans once per table. Broadcast payloads are built
 -- as text and cut into chunks in one set-based query.
-CREATE @or_replace@FUNCTION @schema@.capture() RETURNS trigger
+CREATE @or_replace@FUNCTION @capture@() RETURNS trigger
 LANGUAGE plpgsql
 AS $pgevents$
 DECLARE
@@ -18,7 +18,7 @@ DECLARE
     k text;                 -- the first key column (the only one unless composite)
     key_columns text[];     -- all key columns, for composite keys
     filter_columns text[];
-    rows_table text := CASE WHEN TG_OP = 'DELETE' THEN 'pgevents_old' ELSE 'pgevents_new' END;
+    rows_table text := CASE WHEN TG_OP = 'DELETE' THEN @old_table_name@ ELSE @new_table_name@ END;
     named_key boolean := false;
     items text[];
     header text;
@@ -42,9 +42,9 @@ BEGIN
     IF key_count = 1 AND (TG_ARGV[0] = 'broadcast' OR TG_ARGV[1] = 'keys')
        AND NOT (TG_OP = 'UPDATE' AND filter_columns IS NOT NULL) THEN
         IF TG_OP = 'DELETE' THEN
-            named_key := EXISTS (SELECT FROM pgevents_old OFFSET 49);
+            named_key := EXISTS (SELECT FROM @old_table@ OFFSET 49);
         ELSE
-            named_key := EXISTS (SELECT FROM pgevents_new OFFSET 49);
+            named_key := EXISTS (SELECT FROM @new_table@ OFFSET 49);
         END IF;
         IF named_key THEN
             named_key := EXISTS (SELECT FROM pg_attribute
@@ -58,8 +58,8 @@ BEGIN
             -- Old and new rows paired by key, for the filter.
             items := ARRAY(
                 SELECT n.pk::text
-                  FROM (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(k, s.j -> k) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM pgevents_new r OFFSET 0) s) n
-                  LEFT JOIN (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(k, s.j -> k) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM pgevents_old r OFFSET 0) s) o
+                  FROM (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(k, s.j -> k) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM @new_table@ r OFFSET 0) s) n
+                  LEFT JOIN (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(k, s.j -> k) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM @old_table@ r OFFSET 0) s) o
                     ON o.pk = n.pk
                  WHERE EXISTS (SELECT 1 FROM unnest(filter_columns) f WHERE o.j IS NULL OR o.j -> f IS DISTINCT FROM n.j -> f));
         ELSIF named_key THEN
@@ -67,10 +67,10 @@ BEGIN
                            '{' || to_json(k)::text || ': ', k, rows_table) INTO items;
         ELSIF TG_OP = 'DELETE' THEN
             items := ARRAY(SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(k, s.j -> k) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END::text
-                             FROM (SELECT to_jsonb(r) AS j FROM pgevents_old r OFFSET 0) s);
+                             FROM (SELECT to_jsonb(r) AS j FROM @old_table@ r OFFSET 0) s);
         ELSE
             items := ARRAY(SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(k, s.j -> k) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END::text
-                             FROM (SELECT to_jsonb(r) AS j FROM pgevents_new r OFFSET 0) s);
+                             FROM (SELECT to_jsonb(r) AS j FROM @new_table@ r OFFSET 0) s);
         END IF;
 
         -- Notify-only: keys in payloads of at most 7500 bytes; nothing is persisted.
@@ -111,8 +111,8 @@ BEGIN
                CASE WHEN TG_ARGV[1] = 'images' THEN o.j END, CASE WHEN TG_ARGV[1] = 'images' THEN n.j END,
                ARRAY(SELECT e.key FROM jsonb_each(n.j) e
                       WHERE o.j IS NULL OR o.j -> e.key IS DISTINCT FROM e.value ORDER BY e.key)
-          FROM (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(k, s.j -> k) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM pgevents_new r OFFSET 0) s) n
-          LEFT JOIN (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(k, s.j -> k) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM pgevents_old r OFFSET 0) s) o
+          FROM (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(k, s.j -> k) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM @new_table@ r OFFSET 0) s) n
+          LEFT JOIN (SELECT CASE WHEN key_count = 1 THEN jsonb_build_object(k, s.j -> k) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END AS pk, s.j FROM (SELECT to_jsonb(r) AS j FROM @old_table@ r OFFSET 0) s) o
             ON o.pk = n.pk
          WHERE filter_columns IS NULL OR EXISTS (
                SELECT 1 FROM unnest(filter_columns) f WHERE o.j IS NULL OR o.j -> f IS DISTINCT FROM n.j -> f);
@@ -128,19 +128,19 @@ BEGIN
         SELECT 'delete', TG_TABLE_SCHEMA, TG_TABLE_NAME,
                CASE WHEN key_count = 1 THEN jsonb_build_object(k, s.j -> k) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END,
                CASE WHEN TG_ARGV[1] = 'images' THEN s.j END
-          FROM (SELECT to_jsonb(r) AS j FROM pgevents_old r OFFSET 0) s;
+          FROM (SELECT to_jsonb(r) AS j FROM @old_table@ r OFFSET 0) s;
         wrote := FOUND;
     ELSIF key_count = 1 AND TG_ARGV[1] = 'keys' THEN
         INSERT INTO @schema@.event (op, schema_name, table_name, pk)
         SELECT lower(TG_OP), TG_TABLE_SCHEMA, TG_TABLE_NAME, jsonb_build_object(k, to_jsonb(r) -> k)
-          FROM pgevents_new r;
+          FROM @new_table@ r;
         wrote := FOUND;
     ELSE
         INSERT INTO @schema@.event (op, schema_name, table_name, pk, new)
         SELECT lower(TG_OP), TG_TABLE_SCHEMA, TG_TABLE_NAME,
                CASE WHEN key_count = 1 THEN jsonb_build_object(k, s.j -> k) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END,
                CASE WHEN TG_ARGV[1] = 'images' THEN s.j END
-          FROM (SELECT to_jsonb(r) AS j FROM pgevents_new r OFFSET 0) s;
+          FROM (SELECT to_jsonb(r) AS j FROM @new_table@ r OFFSET 0) s;
         wrote := FOUND;
     END IF;
 
@@ -153,4 +153,4 @@ BEGIN
 END
 $pgevents$;
 
-COMMENT ON FUNCTION @schema@.capture() IS 'pgevents-migrate artifact 2';
+COMMENT ON FUNCTION @capture@() IS @artifact_2@;

@@ -1,3 +1,3 @@
 -- pgevents-migrate artifact 2 -> 1: puts back the capture function of artifact 1.
--- #include v2/expect.sql
--- #include v1/capture.sql
+-- #include expect
+-- #include capture

@@ -1,7 +1,7 @@
 -- Stops a version change unless the capture function carries the comment @expected@.
 DO $pgevents$
 DECLARE
-    found text := obj_description(to_regprocedure(quote_ident(@schema_name@) || '.capture()'), 'pg_proc');
+    found text := obj_description(to_regprocedure(quote_ident(@schema_name@) || '.@capture_function@()'), 'pg_proc');
 BEGIN
     IF found IS DISTINCT FROM @expected@ THEN
         RAISE EXCEPTION USING

@@ -1,5 +1,5 @@
 -- pgevents-migrate artifact 2: the tables of artifact 1 and a cheaper capture function.
 -- Tokens: @schema@ (quoted identifier); @schema_name@, @wakeup_channel@ and
 -- @broadcast_channel@ (literals). Released: never edit; add a new version instead.
--- #include v1/tables.sql
--- #include v2/capture.sql
+-- #include tables
+-- #include capture

@@ -1,4 +1,4 @@
 -- pgevents-migrate artifact 1 -> 2: replaces the capture function; tables,
 -- events and triggers stay as they are.
--- #include v2/expect.sql
--- #include v2/capture.sql
+-- #include expect
+-- #include capture

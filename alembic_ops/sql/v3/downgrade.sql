@@ -1,7 +1,7 @@
 -- pgevents-migrate artifact 3 -> 2: points every trigger back at the generic
 -- capture function and drops the generated ones.
--- #include v2/expect.sql
+-- #include expect
 SELECT @schema@.recreate_triggers(false);
 SELECT @schema@.drop_capture_functions();
--- #include v3/drop_trigger_functions.sql
-COMMENT ON FUNCTION @schema@.capture() IS 'pgevents-migrate artifact 2';
+-- #include drop_trigger_functions
+COMMENT ON FUNCTION @capture@() IS @artifact_2@;

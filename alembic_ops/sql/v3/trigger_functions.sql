@@ -61,9 +61,9 @@ LANGUAGE plpgsql
 AS $pgevents$
 DECLARE
     key text := arguments[4];
-    rows_table text := CASE event WHEN 'delete' THEN 'pgevents_old' ELSE 'pgevents_new' END;
+    rows_table text := CASE event WHEN 'delete' THEN @old_table_name@ ELSE @new_table_name@ END;
     base text;
-    function_name text := 'capture';
+    function_name text := @capture_name@;
     suffix integer := 1;
     body text;
     key_type regtype;
@@ -80,7 +80,7 @@ BEGIN
         WHILE octet_length(base) > 40 LOOP
             base := left(base, -1);
         END LOOP;
-        base := 'capture_' || base || '_' || event;
+        base := @generated_prefix@ || base || '_' || event;
         function_name := base;
         WHILE to_regprocedure(quote_ident(@schema_name@) || '.' || quote_ident(function_name) || '()') IS NOT NULL LOOP
             suffix := suffix + 1;
@@ -110,7 +110,7 @@ END$body$, event, '{' || to_json(key)::text || ': ', key, rows_table,
     SELECT %1$L, TG_TABLE_SCHEMA, TG_TABLE_NAME, jsonb_build_object(%2$L, r.%2$I) FROM %3$I r;
     -- A wake-up only while a listener sleeps. Constant payload: PostgreSQL
     -- folds repeats into one per transaction.
--- #include wakeup_check.sql
+-- #include wakeup_check
         PERFORM pg_notify(@wakeup_channel@, '');
     END IF;
     RETURN NULL;
@@ -119,14 +119,14 @@ END$body$, event, key, rows_table);
         EXECUTE 'CREATE FUNCTION @schema@.' || quote_ident(function_name)
             || '() RETURNS trigger LANGUAGE plpgsql AS ' || quote_literal(body);
         EXECUTE 'COMMENT ON FUNCTION @schema@.' || quote_ident(function_name) || '() IS '
-            || quote_literal('pgevents-migrate capture of ' || target::text || ' ' || event);
+            || quote_literal(@generated_marker@ || target::text || ' ' || event);
     END IF;
-    EXECUTE 'CREATE TRIGGER ' || quote_ident('pgevents_' || event)
+    EXECUTE 'CREATE TRIGGER ' || quote_ident(@trigger_prefix@ || event)
         || ' AFTER ' || upper(event) || ' ON ' || target::text
         || CASE event
-               WHEN 'insert' THEN ' REFERENCING NEW TABLE AS pgevents_new'
-               WHEN 'delete' THEN ' REFERENCING OLD TABLE AS pgevents_old'
-               ELSE ' REFERENCING OLD TABLE AS pgevents_old NEW TABLE AS pgevents_new'
+               WHEN 'insert' THEN @referencing_insert@
+               WHEN 'delete' THEN @referencing_delete@
+               ELSE @referencing_update@
            END
         || ' FOR EACH STATEMENT EXECUTE FUNCTION @schema@.' || quote_ident(function_name) || '('
         || array_to_string(ARRAY(SELECT quote_literal(argument) FROM unnest(arguments) AS argument), ', ')
@@ -148,7 +148,7 @@ BEGIN
         SELECT p.oid::regprocedure
           FROM pg_proc p
          WHERE p.pronamespace = to_regnamespace(quote_ident(@schema_name@))
-           AND starts_with(obj_description(p.oid, 'pg_proc'), 'pgevents-migrate capture of ')
+           AND starts_with(obj_description(p.oid, 'pg_proc'), @generated_marker@)
            AND NOT (unused_only AND EXISTS (SELECT FROM pg_trigger t WHERE t.tgfoid = p.oid))
     LOOP
         EXECUTE 'DROP FUNCTION ' || unused::text;
@@ -173,10 +173,10 @@ BEGIN
           FROM pg_trigger t
           JOIN pg_proc p ON p.oid = t.tgfoid
          WHERE p.pronamespace = to_regnamespace(quote_ident(@schema_name@))
-           AND ((p.proname = 'capture' AND p.pronargs = 0)
-                OR starts_with(obj_description(p.oid, 'pg_proc'), 'pgevents-migrate capture of '))
+           AND ((p.proname = @capture_name@ AND p.pronargs = 0)
+                OR starts_with(obj_description(p.oid, 'pg_proc'), @generated_marker@))
            AND NOT t.tgisinternal AND t.tgparentid = 0
-           AND t.tgname IN ('pgevents_insert', 'pgevents_update', 'pgevents_delete')
+           AND t.tgname IN (@trigger_names@)
     LOOP
         -- tgargs: each argument followed by a NUL byte, in the server encoding.
         arguments := '{}';
@@ -188,7 +188,7 @@ BEGIN
         END LOOP;
         EXECUTE 'DROP TRIGGER ' || quote_ident(existing.name) || ' ON ' || existing.target::text;
         PERFORM @schema@.drop_capture_functions();
-        PERFORM @schema@.create_trigger(existing.target, substr(existing.name, 10), arguments, specialize);
+        PERFORM @schema@.create_trigger(existing.target, substr(existing.name, @event_start@), arguments, specialize);
     END LOOP;
 END
 $pgevents$;

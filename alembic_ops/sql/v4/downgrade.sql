@@ -1,7 +1,7 @@
 -- pgevents-migrate artifact 4 -> 3: generated capture functions go back to
 -- scanning sleeper, event gets its NOT NULL checks back, the flag goes.
--- #include v2/expect.sql
--- #include v3/trigger_functions.sql
+-- #include expect
+-- #include trigger_functions
 SELECT @schema@.recreate_triggers(true);
 ALTER TABLE @schema@.event
     ALTER COLUMN op SET NOT NULL,
@@ -13,4 +13,4 @@ ALTER TABLE @schema@.event
     ALTER COLUMN attempts SET NOT NULL,
     ALTER COLUMN done SET NOT NULL;
 DROP SEQUENCE @schema@.sleeping;
-COMMENT ON FUNCTION @schema@.capture() IS 'pgevents-migrate artifact 3';
+COMMENT ON FUNCTION @capture@() IS @artifact_3@;

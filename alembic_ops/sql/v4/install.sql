@@ -3,9 +3,9 @@
 -- Tokens: @schema@ (quoted identifier); @schema_name@, @sleeping@,
 -- @wakeup_channel@ and @broadcast_channel@ (literals). Released: never edit;
 -- add a new version instead.
--- #include v1/tables.sql
--- #include v4/sleeping.sql
--- #include v4/nullable_event_columns.sql
--- #include v2/capture.sql
--- #include v3/trigger_functions.sql
-COMMENT ON FUNCTION @schema@.capture() IS 'pgevents-migrate artifact 4';
+-- #include tables
+-- #include sleeping
+-- #include nullable_event_columns
+-- #include capture
+-- #include trigger_functions
+COMMENT ON FUNCTION @capture@() IS @artifact_4@;

@@ -1,4 +1,4 @@
 -- pgevents-migrate artifact 4: removes what install.sql created.
 -- Fails while any pgevents trigger still uses a capture function: drop those first.
 DROP SEQUENCE @schema@.sleeping;
--- #include v3/uninstall.sql
+-- #include uninstall_functions

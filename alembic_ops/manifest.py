@@ -1,0 +1,157 @@
+"""The artifact versions this library ships: for each, a summary and its templates.
+
+A version's ``templates`` map every template name its operations use to a
+file under ``sql/`` (without ``.sql``; a file lives in the folder of the
+version that first shipped it). The operations are ``OPERATIONS``, plus, from
+version 2 on, ``upgrade`` (from the version before) and ``downgrade`` (back to
+it); the other names are what templates include.
+
+The include rule: a line ``-- #include <name>`` is replaced by the template
+``<name>`` of the version being built, the one installed or upgraded to; a
+downgrade builds the older version, and may also include the newer version's
+templates that the older one has no name for (see ``build_templates``).
+
+Released versions render the same SQL forever, because old migrations replay
+it. ``RELEASED_SQL`` in tests/test_ops.py pins a digest of everything each
+version renders for several argument sets, and those pins, not the "Released:
+never edit" lines in the templates, are what enforce it: template files may be
+reworked (tokens, includes) as long as what they render stays the same. Their
+comments are part of what they render, so those old headers stay as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .core.errors import UnknownArtifactVersionError
+
+#: The operations every version renders.
+OPERATIONS = ("install", "uninstall", "check_no_events", "check_table", "create_triggers", "drop_trigger")
+#: The version steps every version but the first renders.
+STEPS = ("upgrade", "downgrade")
+
+
+@dataclass(frozen=True)
+class Version:
+    """One artifact version: what changed, and the template behind every name it uses."""
+
+    number: int
+    summary: str
+    templates: Mapping[str, str]
+
+
+MANIFEST: tuple[Version, ...] = (
+    Version(
+        1,
+        "event log, dead letters, processed log, sleeper flags, capture()",
+        {
+            "install": "v1/install",
+            "uninstall": "v1/uninstall",
+            "check_no_events": "v1/check_no_events",
+            "check_table": "v1/check_table",
+            "create_triggers": "v1/create_triggers",
+            "drop_trigger": "v1/drop_trigger",
+            "tables": "v1/tables",
+            "capture": "v1/capture",
+            "create_triggers_begin": "v1/create_triggers_begin",
+        },
+    ),
+    Version(
+        2,
+        "a cheaper capture() (same trigger arguments, same tables)",
+        {
+            "install": "v2/install",
+            "uninstall": "v1/uninstall",
+            "check_no_events": "v1/check_no_events",
+            "check_table": "v1/check_table",
+            "create_triggers": "v1/create_triggers",
+            "drop_trigger": "v1/drop_trigger",
+            "upgrade": "v2/upgrade",
+            "downgrade": "v2/downgrade",
+            "expect": "v2/expect",
+            "tables": "v1/tables",
+            "capture": "v2/capture",
+            "create_triggers_begin": "v1/create_triggers_begin",
+        },
+    ),
+    Version(
+        3,
+        "a capture function generated per trigger for single-column keys without images or a filter",
+        {
+            "install": "v3/install",
+            "uninstall": "v3/uninstall",
+            "check_no_events": "v1/check_no_events",
+            "check_table": "v1/check_table",
+            "create_triggers": "v3/create_triggers",
+            "drop_trigger": "v3/drop_trigger",
+            "upgrade": "v3/upgrade",
+            "downgrade": "v3/downgrade",
+            "expect": "v2/expect",
+            "tables": "v1/tables",
+            "capture": "v2/capture",
+            "create_triggers_begin": "v1/create_triggers_begin",
+            "trigger_functions": "v3/trigger_functions",
+            "wakeup_check": "v3/wakeup_check",
+            "drop_trigger_functions": "v3/drop_trigger_functions",
+            "uninstall_tables": "v1/uninstall",
+        },
+    ),
+    Version(
+        4,
+        "a sequence as the sleeper flag generated functions read; no NOT NULL checks on new event rows",
+        {
+            "install": "v4/install",
+            "uninstall": "v4/uninstall",
+            "check_no_events": "v1/check_no_events",
+            "check_table": "v1/check_table",
+            "create_triggers": "v3/create_triggers",
+            "drop_trigger": "v3/drop_trigger",
+            "upgrade": "v4/upgrade",
+            "downgrade": "v4/downgrade",
+            "expect": "v2/expect",
+            "tables": "v1/tables",
+            "sleeping": "v4/sleeping",
+            "nullable_event_columns": "v4/nullable_event_columns",
+            "capture": "v2/capture",
+            "create_triggers_begin": "v1/create_triggers_begin",
+            "trigger_functions": "v3/trigger_functions",
+            "wakeup_check": "v4/wakeup_check",
+            "drop_trigger_functions": "v3/drop_trigger_functions",
+            "uninstall_functions": "v3/uninstall",
+            "uninstall_tables": "v1/uninstall",
+        },
+    ),
+)
+
+#: Artifact versions this library ships, oldest first.
+VERSIONS: tuple[int, ...] = tuple(version.number for version in MANIFEST)
+CURRENT_VERSION: int = VERSIONS[-1]
+
+assert VERSIONS == tuple(range(1, len(MANIFEST) + 1)), "versions are numbered 1, 2, 3..."
+assert all(set(OPERATIONS) <= set(v.templates) for v in MANIFEST), "every version renders every operation"
+assert all(set(STEPS) <= set(v.templates) for v in MANIFEST[1:]), "every version but 1 has its steps"
+
+
+def check_version(version: object) -> int:
+    """Return ``version`` if this library ships it, else raise."""
+    if isinstance(version, bool) or not isinstance(version, int) or version not in VERSIONS:
+        raise UnknownArtifactVersionError(
+            f"pgevents artifact version {version!r} is not shipped by this library "
+            f"(known: {', '.join(map(str, VERSIONS))}); upgrade pgevents-migrate"
+        )
+    return version
+
+
+def build_templates(version: int, operation: str) -> Mapping[str, str]:
+    """The templates ``operation`` of ``version`` resolves its includes through.
+
+    Those of the version being built: ``version`` itself, except that its
+    downgrade builds ``version - 1`` (whose templates win), with the newer
+    version's templates filling in the names the older one lacks (the
+    version-change guard of version 2, the drops of version 3's functions).
+    """
+    templates = MANIFEST[check_version(version) - 1].templates
+    if operation != "downgrade":
+        return templates
+    return {**templates, **MANIFEST[version - 2].templates}
