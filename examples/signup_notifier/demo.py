@@ -137,7 +137,9 @@ def _double_quoted(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Also SIGINT: a shell starting the demo in the background would have it ignored.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _interrupt)
     server: EmbeddedServer | None = None
     url = os.environ.get("DATABASE_URL")
     if not url:
