@@ -102,18 +102,23 @@ WRITES = (
 )
 
 
+#: The triggers every snapshot has: (table, options of op.create_pgevent_trigger).
+TRIGGERS: list[tuple[str, dict[str, Any]]] = [
+    ("item", {"schema": "app"}),
+    ("pair", {"events": ("insert", "update")}),
+    ("imaged", {"images": True, "columns": ["a"]}),
+    ("feed", {"delivery": "broadcast"}),
+    ('Odd "x"', {"events": ("insert", "delete"), "delivery": "broadcast", "images": True}),
+]
+
+
 def install(version: int) -> Callable[[Operations], None]:
     """Install ``version`` and create the triggers of every kind with it."""
 
     def body(op: Operations) -> None:
         op.install_pgevents(version=version)
-        op.create_pgevent_trigger("item", schema="app", version=version)
-        op.create_pgevent_trigger("pair", events=("insert", "update"), version=version)
-        op.create_pgevent_trigger("imaged", images=True, columns=["a"], version=version)
-        op.create_pgevent_trigger("feed", delivery="broadcast", version=version)
-        op.create_pgevent_trigger(
-            'Odd "x"', events=("insert", "delete"), delivery="broadcast", images=True, version=version
-        )
+        for table, options in TRIGGERS:
+            op.create_pgevent_trigger(table, **options, version=version)
 
     return body
 
@@ -122,13 +127,8 @@ def uninstall(version: int) -> Callable[[Operations], None]:
     """Drop the triggers ``install`` created, then the artifact."""
 
     def body(op: Operations) -> None:
-        op.drop_pgevent_trigger("item", schema="app", version=version)
-        op.drop_pgevent_trigger("pair", events=("insert", "update"), version=version)
-        op.drop_pgevent_trigger("imaged", images=True, columns=["a"], version=version)
-        op.drop_pgevent_trigger("feed", delivery="broadcast", version=version)
-        op.drop_pgevent_trigger(
-            'Odd "x"', events=("insert", "delete"), delivery="broadcast", images=True, version=version
-        )
+        for table, options in TRIGGERS:
+            op.drop_pgevent_trigger(table, **options, version=version)
         op.uninstall_pgevents(version=version)
 
     return body
