@@ -12,7 +12,7 @@ downgrade builds the older version, and may also include the newer version's
 templates that the older one has no name for (see ``build_templates``).
 
 Released versions render the same SQL forever, because old migrations replay
-it. ``RELEASED_SQL`` in tests/test_ops.py pins a digest of everything each
+it. tests/released_sql.json (see tests/test_ops.py) pins a digest of everything each
 version renders for several argument sets, and those pins, not the "Released:
 never edit" lines in the templates, are what enforce it: template files may be
 reworked (tokens, includes) as long as what they render stays the same. Their

@@ -353,7 +353,7 @@ def test_check_prints_the_drift(database_url: URL, migrations: Path) -> None:
     output = flask_db(app, "check", expect_exit=1).output
     error = next(line for line in output.splitlines() if "Error:" in line)
     assert "('remove_pgevent_trigger', TriggerSpec(table='user'" in error
-    assert "('uninstall_pgevents', 'pgevents', 4)" in error
+    assert f"('uninstall_pgevents', 'pgevents', {CURRENT_VERSION})" in error
 
 
 # -- (e) bad declarations ----------------------------------------------------------------------

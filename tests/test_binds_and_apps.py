@@ -11,6 +11,7 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import URL
 
+from alembic_ops import CURRENT_VERSION
 from pgevents_migrate import Event, PGEvents
 from tests.apps import install_declared, make_app
 from tests.conftest import temporary_database
@@ -97,7 +98,8 @@ def test_an_artifact_newer_than_the_library_asks_for_an_upgrade(
     execute(dsn, "COMMENT ON FUNCTION pgevents.capture() IS 'pgevents-migrate artifact 99'")
     runner = app.test_cli_runner()
     expected = (
-        "Error: schema 'pgevents' of this database holds pgevents artifact version 99, newer than the 4 "
+        "Error: schema 'pgevents' of this database holds pgevents artifact version 99, newer than the "
+        f"{CURRENT_VERSION} "
         "this pgevents-migrate supports: upgrade the pgevents-migrate package"
     )
     for command in (["status"], ["failed"], ["run"], ["retry", "--all"]):

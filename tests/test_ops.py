@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import re
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -256,46 +258,22 @@ def rendered_digests(version: int) -> dict[tuple[int, str], str]:
 
 #: What ``rendered_digests`` gave for each version when it was released: a
 #: released version's SQL must never change, because old migrations replay it.
-#: A new version adds its digests here (``python -m tests.test_ops`` prints them).
-RELEASED_SQL = {
-    (1, "install"): "3af94598b5262317cbdb26459080cc648e4a96dfd447f24035cbac150805f0cd",
-    (1, "uninstall"): "2be5f0b0a87448bb11608cbb452f6c28aeeb7485d18fb8a16115c2df1e0819d3",
-    (1, "check_no_events"): "d4075943b68e3b1d816dc810d02e0046d5390a67cfcf06773010ee084d52ab17",
-    (1, "check_table"): "be48eae13b9946d3d57cb98e81c69995182f483a116adfaaf34048e05d91e5ff",
-    (1, "create"): "e11c5137407e1610e869a3e328b5f597dfaab1f0943309e66ede9c61c21a7e16",
-    (1, "drop"): "b1acfc4a0d1f252372cb447722cf4493cf6194263bd41b3b4b58e9ccebbfc052",
-    (2, "install"): "2d1d09f57defc5c42e99bcfc0f74d41983de7131bf3b46f300dbae9335fb0685",
-    (2, "uninstall"): "2be5f0b0a87448bb11608cbb452f6c28aeeb7485d18fb8a16115c2df1e0819d3",
-    (2, "check_no_events"): "d4075943b68e3b1d816dc810d02e0046d5390a67cfcf06773010ee084d52ab17",
-    (2, "check_table"): "be48eae13b9946d3d57cb98e81c69995182f483a116adfaaf34048e05d91e5ff",
-    (2, "create"): "e11c5137407e1610e869a3e328b5f597dfaab1f0943309e66ede9c61c21a7e16",
-    (2, "drop"): "b1acfc4a0d1f252372cb447722cf4493cf6194263bd41b3b4b58e9ccebbfc052",
-    (2, "upgrade"): "1228f1861b4c3a76e0983c98af59fa4ffd08d46967146caa1987a569c1886869",
-    (2, "downgrade"): "e6e642d40458c862c187cc4977788dba77c684e7cfd6ab0cabf8be2bcf936fc6",
-    (3, "install"): "7f4abeed0b90d96b929970348155f674900c0dc89cad71fd85d24d4d239ad74d",
-    (3, "uninstall"): "4153d949db99c104eb805ac95ece8cdb90f3b8cc6d704516b656cb6c9433b400",
-    (3, "check_no_events"): "d4075943b68e3b1d816dc810d02e0046d5390a67cfcf06773010ee084d52ab17",
-    (3, "check_table"): "be48eae13b9946d3d57cb98e81c69995182f483a116adfaaf34048e05d91e5ff",
-    (3, "create"): "aed15214a3c70a2cb45c5d544b1e245f7612995f3c62012097cc0c41c21d8745",
-    (3, "drop"): "a58d57c193273b389771fcd908d07d7ea857b54c1ca98e66236682867393f69f",
-    (3, "upgrade"): "b6803e1200d697fd2c947f1c53b212fda0345e0b20d8b38894478bbffcd62884",
-    (3, "downgrade"): "a745657c1b2d472d129aff1a84bb0103419ab5bf3eabea42f1c7799f464c8373",
-    (4, "install"): "102c85234e3aab57547a760c92dd03eada5a1ed0a6ee983eaf522e5d6ba2d1c4",
-    (4, "uninstall"): "54af19a19f49210773486a024a720d8e083e11495d02468c7e37850ec41e5dd9",
-    (4, "check_no_events"): "d4075943b68e3b1d816dc810d02e0046d5390a67cfcf06773010ee084d52ab17",
-    (4, "check_table"): "be48eae13b9946d3d57cb98e81c69995182f483a116adfaaf34048e05d91e5ff",
-    (4, "create"): "aed15214a3c70a2cb45c5d544b1e245f7612995f3c62012097cc0c41c21d8745",
-    (4, "drop"): "a58d57c193273b389771fcd908d07d7ea857b54c1ca98e66236682867393f69f",
-    (4, "upgrade"): "5d9a8c0269e38e7907c244a5f08f573234e47e6504dddd32b981659ae3b8772d",
-    (4, "downgrade"): "5b4ca5693235af53dc0e738a12e575399f50f16f23dd4e7b6043861fc45e8670",
-}
+#: A new version adds its digests there with ``python -m tests.test_ops``,
+#: which never changes the digests of a version already pinned.
+RELEASED_SQL = Path(__file__).with_name("released_sql.json")
+
+
+def released_digests() -> dict[tuple[int, str], str]:
+    """The pinned digests, by (version, operation)."""
+    pinned = json.loads(RELEASED_SQL.read_text(encoding="utf-8"))
+    return {(int(v), op): digest for v, ops in pinned.items() for op, digest in ops.items()}
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_released_versions_render_byte_identically(version: int) -> None:
     rendered = rendered_digests(version)
-    pinned = {key: digest for key, digest in RELEASED_SQL.items() if key[0] == version}
-    assert pinned, f"version {version} has no pins: add {rendered} to RELEASED_SQL"
+    pinned = {key: digest for key, digest in released_digests().items() if key[0] == version}
+    assert pinned, f"version {version} is not pinned yet: run python -m tests.test_ops to pin it"
     assert rendered == pinned
 
 
@@ -622,6 +600,10 @@ def test_package_imports_no_flask() -> None:
 
 
 if __name__ == "__main__":
+    # Pin the versions not pinned yet; a pinned version's digests never change.
+    pinned = json.loads(RELEASED_SQL.read_text(encoding="utf-8"))
     for version in VERSIONS:
-        for key, digest in rendered_digests(version).items():
-            print(f"    {key}: {digest!r},")
+        if str(version) not in pinned:
+            pinned[str(version)] = {op: digest for (_, op), digest in rendered_digests(version).items()}
+            print(f"pinned version {version} in {RELEASED_SQL}")
+    RELEASED_SQL.write_text(json.dumps(pinned, indent=2) + "\n", encoding="utf-8")
