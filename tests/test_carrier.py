@@ -193,6 +193,41 @@ def test_merged_declarations_still_dispatch_by_each_listeners_own_spec(database_
     ]
 
 
+@pytest.mark.parametrize("images", [False, True], ids=["keys", "images"])
+def test_a_filter_beside_an_unfiltered_listener_holds_only_with_row_images(
+    database_url: URL, dsn: str, images: bool
+) -> None:
+    """The caveat docs/runtime.md documents, and its workaround."""
+    app, db = _app(database_url)
+    pgevents = PGEvents(app, db)
+    calls: list[tuple[str, tuple[str, ...] | None]] = []
+
+    class Row(db.Model):  # type: ignore[name-defined,misc]
+        id = sa.Column(sa.Integer, primary_key=True)
+        a = sa.Column(sa.Integer)
+        b = sa.Column(sa.Integer)
+
+    @pgevents.listens_for(Row, "update", columns=("a",), images=images)
+    def on_a(event: Event) -> None:
+        calls.append(("on_a", event.changed))
+
+    @pgevents.listens_for(Row, "update")
+    def on_any(event: Event) -> None:
+        calls.append(("on_any", event.changed))
+
+    with app.app_context():
+        db.create_all()
+        with db.engine.begin() as conn:
+            install_declared(conn, db.metadata)
+        execute(dsn, "INSERT INTO row VALUES (1, 0, 0)", "UPDATE row SET b = 1")
+        assert pgevents.handle_events() == 1
+        db.engine.dispose()
+    if images:
+        assert calls == [("on_any", ("b",))]
+    else:
+        assert calls == [("on_a", None), ("on_any", None)]
+
+
 def test_queue_rows_are_read_by_column_name(database_url: URL, dsn: str) -> None:
     app, db = _app(database_url)
     pgevents = PGEvents(app, db)
