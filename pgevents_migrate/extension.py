@@ -18,7 +18,7 @@ from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
 
 from alembic_ops import TriggerSpec, declare, declared_specs, normalize_events
-from alembic_ops.core.errors import UnknownBindError
+from alembic_ops.core.errors import InvalidTriggerSpecError, UnknownBindError
 from alembic_ops.core.spec import DEFAULT_EVENT_SCHEMA, check_filter_columns, normalize_columns
 
 from .cli import pgevents_cli
@@ -114,7 +114,9 @@ class PGEvents:
 
         ``identifiers`` is ``"insert"``, ``"update"``, ``"delete"`` (or
         ``"after_insert"``...), or a collection of them. ``columns`` limits
-        update events to changes of those columns.
+        update events to changes of those columns. ``bind_key`` names the
+        Flask-SQLAlchemy bind of a ``"schema.table"`` target; a model or
+        ``Table`` brings its own.
         """
         schema, table = _table_key(target)
         spec = TriggerSpec(
@@ -182,6 +184,7 @@ class PGEvents:
         if table is not None:
             # The model's columns are known: a misspelt filter fails here, not silently later.
             check_filter_columns(spec, [c.name for c in table.columns], _column_names(target))
+            bind_key = _bind_of(table, bind_key)
         declaration = Declaration(target=target, spec=spec, bind_key=bind_key, callback=fn)
         # Before init_app, the bind's metadata and the event schema are not known yet.
         if self._initialized:
@@ -316,6 +319,19 @@ def _table_of(target: Target) -> sa.Table | None:
     if isinstance(table, sa.Table):
         return table
     raise TypeError(f"cannot listen to {target!r}: expected a model class, a Table or 'schema.table'")
+
+
+def _bind_of(table: sa.Table, given: str | None) -> str | None:
+    """The bind of a model's table (Flask-SQLAlchemy notes it on the metadata), else ``given``."""
+    if "bind_key" not in table.metadata.info:
+        return given
+    bind_key: str | None = table.metadata.info["bind_key"]
+    if given is not None and given != bind_key:
+        raise InvalidTriggerSpecError(
+            f"listener on {table.fullname!r} names bind_key={given!r}, but the table belongs to "
+            f"bind {bind_key!r}: leave bind_key out for models and Tables, it is taken from them"
+        )
+    return bind_key
 
 
 def _column_names(target: Target) -> dict[str, str]:

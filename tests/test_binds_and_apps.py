@@ -11,7 +11,7 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import URL
 
-from alembic_ops import CURRENT_VERSION
+from alembic_ops import CURRENT_VERSION, InvalidTriggerSpecError
 from pgevents_migrate import Event, PGEvents
 from tests.apps import install_declared, make_app
 from tests.conftest import temporary_database
@@ -29,7 +29,7 @@ def _other_bind_items(db: SQLAlchemy, pgevents: PGEvents) -> None:
         __bind_key__ = "other"
         id = sa.Column(sa.Integer, primary_key=True)
 
-    pgevents.listen(Item, "insert", lambda event: None, bind_key="other")
+    pgevents.listen(Item, "insert", lambda event: None)  # the bind comes from __bind_key__
 
 
 def _install_bind(app: Flask, bind_key: str | None) -> None:
@@ -81,6 +81,22 @@ def test_every_command_works_on_another_bind(database_url: URL, server_url: URL,
         for command in (["status"], ["failed"], ["run"]):
             line = one_line_error(runner.invoke(args=["pgevents", *command, "--bind", "nope"]))
             assert line == "Error: unknown bind 'nope': not in SQLALCHEMY_BINDS", command
+
+
+def test_a_models_bind_is_its_own(database_url: URL, tmp_path: Path) -> None:
+    """``__bind_key__`` decides; naming another bind for a model is refused in one line."""
+    declared: list[PGEvents] = []
+
+    def define(db: SQLAlchemy, pgevents: PGEvents) -> None:
+        _other_bind_items(db, pgevents)
+        declared.append(pgevents)
+        item = db.Model.registry._class_registry["Item"]
+        with pytest.raises(InvalidTriggerSpecError, match="belongs to bind 'other'"):
+            pgevents.listen(item, "delete", lambda event: None, bind_key="main")
+
+    make_app(database_url, tmp_path / "migrations", define, binds={"other": database_url})
+    (pgevents,) = declared
+    assert [(lst.spec.table, lst.bind_key) for lst in pgevents.listeners] == [("item", "other")]
 
 
 def _items(db: SQLAlchemy, pgevents: PGEvents) -> None:
