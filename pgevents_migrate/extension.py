@@ -7,6 +7,7 @@ migrate`` finds them. Nothing here creates or alters schema objects.
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -18,13 +19,15 @@ from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
 
 from alembic_ops import TriggerSpec, declare, declared_specs, normalize_events
-from alembic_ops.core.errors import InvalidTriggerSpecError, UnknownBindError
+from alembic_ops.core.errors import InvalidTriggerSpecError, PGEventsError, UnknownBindError
 from alembic_ops.core.spec import DEFAULT_EVENT_SCHEMA, check_filter_columns, normalize_columns
 
 from .cli import pgevents_cli
 from .config import WorkerConfig
 from .dispatch import Dispatcher, Listener, callback_name, is_seed_style
 from .worker import Worker
+
+log = logging.getLogger("pgevents_migrate")
 
 Callback = Callable[..., Any]
 C = TypeVar("C", bound=Callback)
@@ -265,7 +268,8 @@ class PGEvents:
     def start(self, bind_key: str | None = None) -> None:
         """Run a worker for the current app in a background thread; returns once it listens.
 
-        Raises ``PGEventsError`` at once if the database lacks the artifact.
+        Raises ``PGEventsError`` at once if the database lacks the artifact;
+        if a reconnect later refuses (strict), the thread ends with one logged error.
         """
         state = self._apps[self._current_app()]
         if state.thread is not None and state.thread.is_alive():
@@ -273,7 +277,8 @@ class PGEvents:
         worker = self.worker(bind_key)
         worker.connect()
         state.thread_worker = worker
-        state.thread = threading.Thread(target=worker.run, name="pgevents-worker", daemon=True)
+        state.thread = threading.Thread(target=_run_until_refused, args=(worker,), name="pgevents-worker")
+        state.thread.daemon = True
         state.thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
@@ -319,6 +324,14 @@ def _table_of(target: Target) -> sa.Table | None:
     if isinstance(table, sa.Table):
         return table
     raise TypeError(f"cannot listen to {target!r}: expected a model class, a Table or 'schema.table'")
+
+
+def _run_until_refused(worker: Worker) -> None:
+    """``worker.run()`` in a background thread: a refusal ends it with one logged line, not a traceback."""
+    try:
+        worker.run()
+    except PGEventsError as exc:
+        log.error("pgevents: the background worker stopped: %s", exc)
 
 
 def _bind_of(table: sa.Table, given: str | None) -> str | None:

@@ -204,6 +204,24 @@ def test_run_strict_refuses_to_start(runtime: Flask, dsn: str) -> None:
     assert one_line_error(runner.invoke(args=["pgevents", "run", "--strict"])) == STRICT_ERROR
 
 
+def test_a_background_worker_refusing_at_reconnect_stops_with_one_logged_line(
+    runtime: Flask, dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime.config["PGEVENTS_STRICT"] = True
+    with runtime.app_context(), caplog.at_level(logging.INFO, logger="pgevents_migrate"):
+        runtime_app.pgevents.start()
+        thread = runtime_app.pgevents._apps[runtime].thread
+        assert thread is not None and thread.is_alive()
+        execute(dsn, 'DROP TRIGGER pgevents_insert ON "user"')
+        terminate_foreign_backends(dsn)
+        thread.join(30)
+        assert not thread.is_alive()
+        runtime_app.pgevents.stop()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [f"pgevents: the background worker stopped: {STRICT_ERROR.removeprefix('Error: ')}"]
+    assert all(r.exc_info is None for r in caplog.records)
+
+
 def test_config_strict_parses_booleans() -> None:
     assert WorkerConfig.from_mapping({"PGEVENTS_STRICT": "false"}).strict is False
     assert WorkerConfig.from_mapping({"PGEVENTS_STRICT": "0"}).strict is False
