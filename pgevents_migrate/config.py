@@ -28,7 +28,7 @@ class WorkerConfig:
     PGEVENTS_RETENTION            0.0        seconds to keep handled events (0: delete at once)
     PGEVENTS_SHUTDOWN_GRACE       30.0       seconds a running callback may finish on SIGTERM
     PGEVENTS_RECONNECT_MAX_DELAY  30.0       cap on the delay between reconnect attempts
-    PGEVENTS_DATABASE_URL         None       database to listen on (default: the bind's engine)
+    PGEVENTS_DATABASE_URL         None       database of the default bind (default: its engine)
     PGEVENTS_STRICT               False      refuse to start (and to reconnect) when a declared
                                              table's triggers are missing or differ, instead of
                                              logging a warning per table

@@ -227,14 +227,15 @@ class PGEvents:
     def database_dsn(self, bind_key: str | None = None) -> str:
         """The libpq URI of the database the runtime uses for ``bind_key``.
 
-        ``PGEVENTS_DATABASE_URL`` if set, else the bind's engine URL.
+        The bind's engine URL; for the default bind, ``PGEVENTS_DATABASE_URL``
+        if set (another bind's events live in another database).
         """
         app = self._current_app()
         assert self.db is not None
         config = WorkerConfig.from_mapping(app.config)
-        if config.database_url:
-            return libpq_dsn(sa.make_url(config.database_url))
         self.metadata(bind_key)  # a clear error for an unknown bind
+        if config.database_url and bind_key is None:
+            return libpq_dsn(sa.make_url(config.database_url))
         with app.app_context():
             return libpq_dsn(self.db.engines[bind_key].url)
 

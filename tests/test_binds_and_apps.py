@@ -44,6 +44,8 @@ def test_every_command_works_on_another_bind(database_url: URL, server_url: URL,
     with temporary_database(server_url) as other:
         other_dsn = libpq_dsn(other)
         app = make_app(database_url, tmp_path / "migrations", _other_bind_items, binds={"other": other})
+        # It names the default bind's database only: --bind other still reaches the other one.
+        app.config["PGEVENTS_DATABASE_URL"] = database_url.render_as_string(hide_password=False)
         _install_bind(app, "other")
         execute(other_dsn, "INSERT INTO item VALUES (1), (2)")
         runner = app.test_cli_runner()
