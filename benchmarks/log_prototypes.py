@@ -13,8 +13,15 @@ per event appended to a line-buffered file. Each run starts from fresh tables:
 a uuid-keyed table, a backlog written in 20 transactions before the reader
 starts, never ANALYZEd. A and B alternate (A B A B ...) in one run.
 
+After the drains, the write overhead (``--only write`` for it alone): three
+identical uuid-keyed tables, one without a trigger, one with A's capture
+trigger (no worker, so the sleeper flag is off and no NOTIFY is sent), one
+with B's; single-row INSERTs from one connection, 1000-row INSERTs and
+``pgbench -c 16 -j 2`` single-row INSERTs, measured with write_overhead's
+samplers (variants in turn, ratios to the same round's no-trigger table).
+
     PGEVENTS_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
-        python -m benchmarks.log_prototypes [--quick] [--rounds N]
+        python -m benchmarks.log_prototypes [--quick] [--rounds N] [--only drain|write] [--write-rounds N]
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from alembic_ops.core.spec import TriggerSpec
 from pgevents_migrate.extension import libpq_dsn
 from pgevents_migrate.queue import ClaimRow, EventQueue, by_name
 
+from . import write_overhead as wo
 from .common import Connection, Machine, connect, execute, fetch_value, progress, scratch
 
 TABLE = "bench_uuid"
@@ -57,11 +65,11 @@ Q = pgsql.Identifier
 # --- the benchmark table --------------------------------------------------------------
 
 
-def create_bench_table(conn: Connection) -> None:
-    execute(conn, pgsql.SQL("DROP TABLE IF EXISTS {}").format(Q(TABLE)))
+def create_bench_table(conn: Connection, table: str = TABLE) -> None:
+    execute(conn, pgsql.SQL("DROP TABLE IF EXISTS {}").format(Q(table)))
     execute(
         conn,
-        pgsql.SQL("CREATE TABLE {} (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), n int)").format(Q(TABLE)),
+        pgsql.SQL("CREATE TABLE {} (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), n int)").format(Q(table)),
     )
 
 
@@ -86,10 +94,15 @@ def write_backlog(url: URL, events: int, between: Callable[[Connection, int], No
 
 
 def setup_a(conn: Connection) -> None:
-    execute(conn, pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Q(A_SCHEMA)))
     create_bench_table(conn)
+    install_a(conn, TABLE)
+
+
+def install_a(conn: Connection, table: str) -> None:
+    """Artifact 4 in ``A_SCHEMA`` and its insert trigger on ``table`` (which exists)."""
+    execute(conn, pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Q(A_SCHEMA)))
     execute(conn, install_sql(A_SCHEMA, 4))
-    for statement in create_trigger_sql(TriggerSpec(TABLE, schema="public", events=("insert",)), 4):
+    for statement in create_trigger_sql(TriggerSpec(table, schema="public", events=("insert",)), 4):
         execute(conn, statement)
 
 
@@ -199,8 +212,13 @@ UNION ALL
 
 
 def setup_b(conn: Connection) -> None:
-    execute(conn, pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Q(B_SCHEMA)))
     create_bench_table(conn)
+    install_b(conn, TABLE)
+
+
+def install_b(conn: Connection, table: str) -> None:
+    """The prototype in ``B_SCHEMA``, its capture trigger on ``table`` (which exists) and the cursor."""
+    execute(conn, pgsql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Q(B_SCHEMA)))
     s = Q(B_SCHEMA)
     execute(
         conn,
@@ -209,7 +227,7 @@ def setup_b(conn: Connection) -> None:
             last=pgsql.Literal(PARTITIONS - 1),
             generation=pgsql.Literal(f"{B_SCHEMA}.generation"),
             event_id=pgsql.Literal(f"{B_SCHEMA}.event_id"),
-            table=pgsql.Identifier("public", TABLE),
+            table=pgsql.Identifier("public", table),
         ),
     )
     for gen in range(PARTITIONS):
@@ -677,42 +695,190 @@ def report(
     return "\n".join(lines) + "\n"
 
 
+# --- write overhead -------------------------------------------------------------------
+
+W_NONE = wo.Variant("none", "none")
+W_A = wo.Variant("a", "A: artifact 4 trigger, no sleeper", event_schema=A_SCHEMA)
+W_B = wo.Variant("b", "B: log prototype trigger", event_schema=B_SCHEMA)
+W_VARIANTS = (W_NONE, W_A, W_B)
+W_WORKLOADS = (wo.SINGLE, wo.BATCH, wo.CONCURRENT)
+W_SIZES = wo.Sizes(
+    single_rows=2000, statements=50, rows_per_statement=1000, pgbench_seconds=8, pgbench_runs=1
+)
+W_QUICK = wo.Sizes(single_rows=200, statements=5, rows_per_statement=1000, pgbench_seconds=1, pgbench_runs=1)
+
+
+class WriteBench(wo.Bench):
+    """write_overhead's ``Bench`` with this file's tables: TRUNCATE them and both logs, then CHECKPOINT."""
+
+    def reset(self) -> None:
+        tables = [Q(v.table) for v in self.variants] + [pgsql.Identifier(A_SCHEMA, "event")]
+        tables.append(pgsql.Identifier(B_SCHEMA, "event"))
+        execute(self.conn, pgsql.SQL("TRUNCATE {}").format(pgsql.SQL(", ").join(tables)))
+        execute(self.conn, "CHECKPOINT")
+
+
+def setup_write(conn: Connection) -> None:
+    """Three identical uuid-keyed tables with write_overhead's columns; A's and B's triggers on two."""
+    for variant in W_VARIANTS:
+        execute(conn, pgsql.SQL("DROP TABLE IF EXISTS {}").format(Q(variant.table)))
+        execute(
+            conn,
+            pgsql.SQL(
+                "CREATE TABLE {} (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), email text NOT NULL,"
+                " name text NOT NULL, n int NOT NULL) WITH (autovacuum_enabled = off)"
+            ).format(Q(variant.table)),
+        )
+    install_a(conn, W_A.table)
+    install_b(conn, W_B.table)
+    # Each variant captures exactly its own writes, and A has no sleeper (no wake-up NOTIFY).
+    for variant in W_VARIANTS:
+        execute(conn, wo.insert_statement(variant.table), ("check@example.com", "check", 0))
+    logged = {
+        schema: int(fetch_value(conn, pgsql.SQL("SELECT count(*) FROM {}.event").format(Q(schema))))
+        for schema in (A_SCHEMA, B_SCHEMA)
+    }
+    sleepers = int(fetch_value(conn, pgsql.SQL("SELECT count(*) FROM {}.sleeper").format(Q(A_SCHEMA))))
+    if logged != {A_SCHEMA: 1, B_SCHEMA: 1} or sleepers:
+        raise RuntimeError(f"write variants not set up as intended: logged {logged}, sleepers {sleepers}")
+
+
+def describe_triggers(conn: Connection) -> str:
+    """Which trigger functions run on A's and B's tables."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT c.relname, t.tgfoid::regproc::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+            " WHERE c.relname = ANY(%s) AND NOT t.tgisinternal ORDER BY 1, 2",
+            ([W_A.table, W_B.table],),
+        )
+        return "; ".join(f"{table}: {function}()" for table, function in cur.fetchall())
+
+
+def measure_write(
+    url: URL, workdir: Path, sizes: wo.Sizes, rounds: int
+) -> tuple[wo.Results, str, tuple[wo.Workload, ...]]:
+    """write_overhead's rounds over none, A and B; the results, the triggers measured, the workloads run."""
+    pgbench = wo.find_pgbench()
+    workloads = W_WORKLOADS if pgbench else tuple(w for w in W_WORKLOADS if not w.throughput)
+    conn = connect(url)
+    try:
+        setup_write(conn)
+        triggers = describe_triggers(conn)
+        bench = WriteBench(url, conn, sizes, W_VARIANTS, workdir, pgbench)
+        results = wo.run_rounds(bench, workloads, rounds)
+    finally:
+        conn.close()
+    return results, f"{triggers}; pgbench: {wo.describe_pgbench(pgbench)}", workloads
+
+
+def write_report(
+    results: wo.Results, sizes: wo.Sizes, rounds: int, described: str, workloads: Sequence[wo.Workload]
+) -> str:
+    lines = [
+        f"Write overhead, {rounds} rounds; {described}.",
+        f"One sample: {sizes.single_rows:,} single-row autocommit INSERTs from one connection;"
+        f" {sizes.statements} INSERT ... SELECT generate_series statements"
+        f" of {sizes.rows_per_statement:,} rows;"
+        f" {sizes.pgbench_runs} x `pgbench -n -c {sizes.pgbench_clients} -j {sizes.pgbench_threads}"
+        f" -T {sizes.pgbench_seconds}` of single-row INSERTs per variant. TRUNCATE + CHECKPOINT before each"
+        " sample; variants in turn statement by statement (pgbench: run by run), order reversed every other"
+        " round. Ratio: variant time / none time of the same round (pgbench: none TPS / variant TPS),"
+        " higher is slower.",
+        "",
+        "| workload | variant | value (median) | ratio median | min | max | B / A per round (median) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for workload in workloads:
+        for variant in W_VARIANTS:
+            values = results.values[(workload.key, variant.key)]
+            ratios = results.ratios[(workload.key, variant.key)]
+            versus = ""
+            if variant is W_B:
+                pairs = [b / a for a, b in zip(results.ratios[(workload.key, W_A.key)], ratios, strict=True)]
+                versus = ", ".join(f"{x:.2f}" for x in pairs) + f" ({statistics.median(pairs):.2f})"
+            cells = [
+                workload.label,
+                variant.label,
+                wo.format_value(workload, statistics.median(values)),
+                f"**{statistics.median(ratios):.2f}x**",
+                f"{min(ratios):.2f}x",
+                f"{max(ratios):.2f}x",
+                versus,
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.log_prototypes", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="2,000 / 8,000 events (under 30 s)")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of A B per shape (default 2)")
+    parser.add_argument(
+        "--quick", action="store_true", help="2,000 / 8,000 events, small writes (under 30 s)"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of A B per drain shape (default 2)")
+    parser.add_argument(
+        "--only", choices=("drain", "write"), default=None, help="only the drains, or only the write overhead"
+    )
+    parser.add_argument(
+        "--write-rounds", type=int, default=None, help="write-overhead rounds (default 3, 1 with --quick)"
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    write_rounds = wo_rounds(parser, args)
     sizes = {"drain": 2_000, "dead": 8_000} if args.quick else {"drain": 50_000, "dead": 200_000}
     given = list(sys.argv[1:] if argv is None else argv)
     load_before = os.getloadavg()[0]
+    out: list[str] = []
     with scratch() as (_admin_url, url, server, workdir):
         conn = connect(url)
         machine = Machine.read(conn, server, given, "python -m benchmarks.log_prototypes")
         autovacuum = str(fetch_value(conn, "SHOW autovacuum"))
         conn.close()
-        runs: list[Run] = []
-        order: list[str] = []
-        for number in range(args.rounds):
-            for shape, hold in (("drain", False), ("held", True), ("dead", False)):
-                events = sizes["dead" if shape == "dead" else "drain"]
-                for design in ("A", "B"):
-                    run = run_once(url, design, shape, events, hold, workdir)
-                    order.append(f"{design}:{shape}")
-                    progress(
-                        f"round {number + 1} {design} {shape}: {run.rate:,.0f} events/s,"
-                        f" first {run.first_ms:.0f} ms, dead {run.stats.dead}, made {run.stats.made},"
-                        f" {run.stats.size / 1e6:.1f} MB, checkpoints during the drain {run.checkpoints}"
-                    )
-                    runs.append(run)
-        check = late_commit_check(url, workdir)
-        progress(f"B late-commit check {check}")
+        if args.only != "write":
+            runs: list[Run] = []
+            order: list[str] = []
+            for number in range(args.rounds):
+                for shape, hold in (("drain", False), ("held", True), ("dead", False)):
+                    events = sizes["dead" if shape == "dead" else "drain"]
+                    for design in ("A", "B"):
+                        run = run_once(url, design, shape, events, hold, workdir)
+                        order.append(f"{design}:{shape}")
+                        progress(
+                            f"round {number + 1} {design} {shape}: {run.rate:,.0f} events/s,"
+                            f" first {run.first_ms:.0f} ms, dead {run.stats.dead}, made {run.stats.made},"
+                            f" {run.stats.size / 1e6:.1f} MB, checkpoints during the drain {run.checkpoints}"
+                        )
+                        runs.append(run)
+            check = late_commit_check(url, workdir)
+            progress(f"B late-commit check {check}")
+        if args.only != "drain":
+            write_sizes = W_QUICK if args.quick else W_SIZES
+            results, described, workloads = measure_write(url, workdir, write_sizes, write_rounds)
     load_after = os.getloadavg()[0]
-    print(
-        report(runs, sizes, args.rounds, machine, (load_before, load_after), check, autovacuum, order), end=""
-    )
+    load = (load_before, load_after)
+    if args.only != "write":
+        out.append(report(runs, sizes, args.rounds, machine, load, check, autovacuum, order))
+    if args.only != "drain":
+        if args.only == "write":
+            out.append(
+                "\n".join(
+                    [f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.", "", *machine.lines(load)]
+                )
+                + f"\n- server autovacuum = {autovacuum}\n"
+            )
+        out.append(write_report(results, write_sizes, write_rounds, described, workloads))
+    print("\n".join(out), end="")
     return 0
+
+
+def wo_rounds(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``--write-rounds``, by default 3 (1 with ``--quick``)."""
+    rounds: int | None = args.write_rounds
+    if rounds is None:
+        rounds = 1 if args.quick else 3
+    if rounds < 1:
+        parser.error("--write-rounds must be at least 1")
+    return rounds
 
 
 if __name__ == "__main__":
