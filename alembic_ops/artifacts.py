@@ -19,20 +19,24 @@ from .core.identifiers import (
 )
 from .core.names import (
     CAPTURE_FUNCTION,
+    DEFAULT_GROUP,
     GENERATED_MARKER,
     GENERATED_PREFIX,
+    LOG_VERSION,
     NEW_TABLE,
     OLD_TABLE,
     TRIGGER_NAMES,
     TRIGGER_PREFIX,
     artifact_marker,
     broadcast_channel,
+    event_id_sequence,
+    generation_sequence,
     referencing_clause,
     sleeping_sequence,
     wakeup_channel,
 )
 from .core.spec import EVENTS, TriggerSpec
-from .manifest import CURRENT_VERSION, VERSIONS, check_version
+from .manifest import ALL_VERSIONS, CURRENT_VERSION, VERSIONS, check_version
 from .templates import render
 
 __all__ = [
@@ -50,7 +54,7 @@ __all__ = [
 
 #: Tokens that name what the SQL and the Python share; the same in every template.
 _NAME_TOKENS: dict[str, str] = {
-    **{f"artifact_{version}": quote_literal(artifact_marker(version)) for version in VERSIONS},
+    **{f"artifact_{version}": quote_literal(artifact_marker(version)) for version in ALL_VERSIONS},
     "generated_marker": quote_literal(GENERATED_MARKER),
     "capture_function": quote_identifier(CAPTURE_FUNCTION),
     "capture_name": quote_literal(CAPTURE_FUNCTION),
@@ -67,10 +71,33 @@ _NAME_TOKENS: dict[str, str] = {
 }
 
 
-def _artifact_tokens(pgevents_schema: str) -> dict[str, str]:
+def _log_tokens(pgevents_schema: str, version: int) -> dict[str, str]:
+    """What the capture functions of ``version`` add to each event row: from artifact 5 on, its partition.
+
+    The generation is read once per statement into ``generation`` (a column
+    default would read it once per row); older versions render without it.
+    """
+    if version < LOG_VERSION:
+        return dict.fromkeys(("log_declare", "log_column", "log_value", "log_param", "log_using"), "")
+    generation = quote_literal(generation_sequence(pgevents_schema))
+    return {
+        "log_declare": f"DECLARE\n    generation smallint := pg_sequence_last_value({generation});\n",
+        "log_column": "gen, ",
+        "log_value": "generation, ",
+        "log_param": "$4, ",
+        "log_using": ", generation",
+    }
+
+
+def _artifact_tokens(pgevents_schema: str, version: int = CURRENT_VERSION) -> dict[str, str]:
+    """The tokens of every template that builds ``version`` in ``pgevents_schema``."""
     schema = quote_identifier(check_event_schema(pgevents_schema))
     return {
         **_NAME_TOKENS,
+        **_log_tokens(pgevents_schema, version),
+        "generation": quote_literal(generation_sequence(pgevents_schema)),
+        "event_id": quote_literal(event_id_sequence(pgevents_schema)),
+        "default_group": quote_literal(DEFAULT_GROUP),
         "schema": schema,
         "schema_name": quote_literal(pgevents_schema),
         "capture": f"{schema}.{_NAME_TOKENS['capture_function']}",
@@ -82,17 +109,17 @@ def _artifact_tokens(pgevents_schema: str) -> dict[str, str]:
 
 def install_sql(pgevents_schema: str, version: int = CURRENT_VERSION) -> str:
     """Create the event schema's tables and the capture function."""
-    return render(version, "install", {**_artifact_tokens(pgevents_schema), "or_replace": ""})
+    return render(version, "install", {**_artifact_tokens(pgevents_schema, version), "or_replace": ""})
 
 
 def uninstall_sql(pgevents_schema: str, version: int = CURRENT_VERSION) -> str:
     """Drop what ``install_sql`` created; the schema only if left empty."""
-    return render(version, "uninstall", _artifact_tokens(pgevents_schema))
+    return render(version, "uninstall", _artifact_tokens(pgevents_schema, version))
 
 
 def check_no_events_sql(pgevents_schema: str, version: int = CURRENT_VERSION) -> str:
     """Fail, naming the counts, while the event log holds undelivered events or dead letters."""
-    return render(version, "check_no_events", _artifact_tokens(pgevents_schema))
+    return render(version, "check_no_events", _artifact_tokens(pgevents_schema, version))
 
 
 def change_version_sql(pgevents_schema: str, from_version: int, to_version: int) -> list[str]:
@@ -104,14 +131,16 @@ def change_version_sql(pgevents_schema: str, from_version: int, to_version: int)
     """
     check_version(from_version)
     check_version(to_version)
-    tokens = {**_artifact_tokens(pgevents_schema), "or_replace": "OR REPLACE "}
 
     def step(version: int, operation: str, starts_at: int) -> str:
+        # A downgrade builds the version before it.
+        built = version if operation == "upgrade" else version - 1
+        tokens = {**_artifact_tokens(pgevents_schema, built), "or_replace": "OR REPLACE "}
         return render(version, operation, {**tokens, "expected": quote_literal(artifact_marker(starts_at))})
 
     if from_version < to_version:
-        return [step(v, "upgrade", v - 1) for v in VERSIONS if from_version < v <= to_version]
-    return [step(v, "downgrade", v) for v in reversed(VERSIONS) if to_version < v <= from_version]
+        return [step(v, "upgrade", v - 1) for v in ALL_VERSIONS if from_version < v <= to_version]
+    return [step(v, "downgrade", v) for v in reversed(ALL_VERSIONS) if to_version < v <= from_version]
 
 
 def check_table_sql(spec: TriggerSpec, version: int = CURRENT_VERSION) -> str:
@@ -135,7 +164,7 @@ def create_trigger_sql(spec: TriggerSpec, version: int = CURRENT_VERSION) -> lis
     """
     head, update_tail = arguments.array_sql(spec)
     tokens = {
-        **_artifact_tokens(spec.pgevents_schema),
+        **_artifact_tokens(spec.pgevents_schema, version),
         "table_literal": quote_literal(qualified_table(spec.table, spec.schema)),
         "events": quote_text_array(spec.events),
         "trigger_arguments": head,

@@ -11,6 +11,11 @@ The include rule: a line ``-- #include <name>`` is replaced by the template
 downgrade builds the older version, and may also include the newer version's
 templates that the older one has no name for (see ``build_templates``).
 
+A *draft* version is the next one under construction: its SQL may still
+change, nothing pins it, ``CURRENT_VERSION`` stays the newest released
+version, and operations refuse it unless ``PGEVENTS_DRAFT_ARTIFACTS=1`` is set
+(the test suite sets it; never set it in production).
+
 Released versions render the same SQL forever, because old migrations replay
 it. tests/released_sql.json (see tests/test_ops.py) pins a digest of everything each
 version renders for several argument sets, and those pins, not the "Released:
@@ -21,6 +26,7 @@ comments are part of what they render, so those old headers stay as they are.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -39,6 +45,7 @@ class Version:
     number: int
     summary: str
     templates: Mapping[str, str]
+    draft: bool = False
 
 
 MANIFEST: tuple[Version, ...] = (
@@ -48,11 +55,15 @@ MANIFEST: tuple[Version, ...] = (
         {
             "install": "v1/install",
             "uninstall": "v1/uninstall",
+            "drop_schema": "v1/drop_schema",
             "check_no_events": "v1/check_no_events",
             "check_table": "v1/check_table",
             "create_triggers": "v1/create_triggers",
             "drop_trigger": "v1/drop_trigger",
             "tables": "v1/tables",
+            "create_schema": "v1/create_schema",
+            "job_tables": "v1/job_tables",
+            "sleeper": "v1/sleeper",
             "capture": "v1/capture",
             "create_triggers_begin": "v1/create_triggers_begin",
         },
@@ -63,6 +74,7 @@ MANIFEST: tuple[Version, ...] = (
         {
             "install": "v2/install",
             "uninstall": "v1/uninstall",
+            "drop_schema": "v1/drop_schema",
             "check_no_events": "v1/check_no_events",
             "check_table": "v1/check_table",
             "create_triggers": "v1/create_triggers",
@@ -71,6 +83,9 @@ MANIFEST: tuple[Version, ...] = (
             "downgrade": "v2/downgrade",
             "expect": "v2/expect",
             "tables": "v1/tables",
+            "create_schema": "v1/create_schema",
+            "job_tables": "v1/job_tables",
+            "sleeper": "v1/sleeper",
             "capture": "v2/capture",
             "create_triggers_begin": "v1/create_triggers_begin",
         },
@@ -89,12 +104,16 @@ MANIFEST: tuple[Version, ...] = (
             "downgrade": "v3/downgrade",
             "expect": "v2/expect",
             "tables": "v1/tables",
+            "create_schema": "v1/create_schema",
+            "job_tables": "v1/job_tables",
+            "sleeper": "v1/sleeper",
             "capture": "v2/capture",
             "create_triggers_begin": "v1/create_triggers_begin",
             "trigger_functions": "v3/trigger_functions",
             "wakeup_check": "v3/wakeup_check",
             "drop_trigger_functions": "v3/drop_trigger_functions",
             "uninstall_tables": "v1/uninstall",
+            "drop_schema": "v1/drop_schema",
         },
     ),
     Version(
@@ -111,6 +130,9 @@ MANIFEST: tuple[Version, ...] = (
             "downgrade": "v4/downgrade",
             "expect": "v2/expect",
             "tables": "v1/tables",
+            "create_schema": "v1/create_schema",
+            "job_tables": "v1/job_tables",
+            "sleeper": "v1/sleeper",
             "sleeping": "v4/sleeping",
             "nullable_event_columns": "v4/nullable_event_columns",
             "capture": "v2/capture",
@@ -120,25 +142,73 @@ MANIFEST: tuple[Version, ...] = (
             "drop_trigger_functions": "v3/drop_trigger_functions",
             "uninstall_functions": "v3/uninstall",
             "uninstall_tables": "v1/uninstall",
+            "drop_schema": "v1/drop_schema",
         },
+    ),
+    Version(
+        5,
+        "an append-only log in rotating partitions, read by consumer groups through cursors",
+        {
+            "install": "v5/install",
+            "uninstall": "v4/uninstall",
+            "check_no_events": "v5/check_no_events",
+            "check_table": "v1/check_table",
+            "create_triggers": "v3/create_triggers",
+            "drop_trigger": "v3/drop_trigger",
+            "upgrade": "v5/upgrade",
+            "downgrade": "v5/downgrade",
+            "expect": "v2/expect",
+            "create_schema": "v1/create_schema",
+            "log_tables": "v5/log_tables",
+            "sleeper": "v1/sleeper",
+            "sleeping": "v4/sleeping",
+            "capture": "v2/capture",
+            "create_triggers_begin": "v1/create_triggers_begin",
+            "trigger_functions": "v3/trigger_functions",
+            "wakeup_check": "v4/wakeup_check",
+            "log_functions": "v5/log_functions",
+            "drop_log_functions": "v5/drop_log_functions",
+            "drop_trigger_functions": "v3/drop_trigger_functions",
+            "uninstall_functions": "v3/uninstall",
+            "uninstall_tables": "v5/uninstall_tables",
+            "drop_schema": "v1/drop_schema",
+        },
+        draft=True,
     ),
 )
 
-#: Artifact versions this library ships, oldest first.
-VERSIONS: tuple[int, ...] = tuple(version.number for version in MANIFEST)
+#: Released artifact versions, oldest first.
+VERSIONS: tuple[int, ...] = tuple(version.number for version in MANIFEST if not version.draft)
 CURRENT_VERSION: int = VERSIONS[-1]
+#: The version under construction, if any (see the module docstring).
+DRAFT_VERSIONS: tuple[int, ...] = tuple(version.number for version in MANIFEST if version.draft)
+#: Every version the manifest holds, drafts included.
+ALL_VERSIONS: tuple[int, ...] = VERSIONS + DRAFT_VERSIONS
+#: The environment variable that lets operations use a draft version.
+DRAFT_VARIABLE = "PGEVENTS_DRAFT_ARTIFACTS"
 
-assert VERSIONS == tuple(range(1, len(MANIFEST) + 1)), "versions are numbered 1, 2, 3..."
+assert ALL_VERSIONS == tuple(range(1, len(MANIFEST) + 1)), "versions are numbered 1, 2, 3..."
+assert len(DRAFT_VERSIONS) <= 1, "at most one draft, the newest version"
 assert all(set(OPERATIONS) <= set(v.templates) for v in MANIFEST), "every version renders every operation"
 assert all(set(STEPS) <= set(v.templates) for v in MANIFEST[1:]), "every version but 1 has its steps"
 
 
+def drafts_allowed() -> bool:
+    """Whether ``PGEVENTS_DRAFT_ARTIFACTS=1`` lets operations use a draft version."""
+    return os.environ.get(DRAFT_VARIABLE) == "1"
+
+
 def check_version(version: object) -> int:
-    """Return ``version`` if this library ships it, else raise."""
-    if isinstance(version, bool) or not isinstance(version, int) or version not in VERSIONS:
+    """Return ``version`` if this library ships it (or it is the draft and drafts are allowed), else raise."""
+    if isinstance(version, bool) or not isinstance(version, int) or version not in ALL_VERSIONS:
         raise UnknownArtifactVersionError(
             f"pgevents artifact version {version!r} is not shipped by this library "
             f"(known: {', '.join(map(str, VERSIONS))}); upgrade pgevents-migrate"
+        )
+    if version in DRAFT_VERSIONS and not drafts_allowed():
+        raise UnknownArtifactVersionError(
+            f"pgevents artifact version {version} is a draft: its SQL may still change, so no "
+            f"migration may use it yet (set {DRAFT_VARIABLE}=1 to try it on a scratch database)"
         )
     return version
 

@@ -9,6 +9,7 @@ and ``pgevents_database_url`` under the names the suite uses.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +25,9 @@ from pgevents_migrate.testing import temporary_database as temporary_database
 from tests import runtime_app
 from tests.pg import libpq_dsn
 from tests.workers import WorkerPool
+
+# The suite also tests the artifact version under construction (alembic_ops/manifest.py).
+os.environ["PGEVENTS_DRAFT_ARTIFACTS"] = "1"
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ from alembic_ops import (
     artifacts,
 )
 from alembic_ops.core.catalog import read_installed
-from alembic_ops.manifest import VERSIONS
+from alembic_ops.manifest import ALL_VERSIONS, DRAFT_VERSIONS, VERSIONS
 from pgevents_migrate.queue import EventQueue
 from tests.pg import RunOps, events, execute, fetch
 
@@ -152,7 +152,18 @@ def test_reverse_and_diff_tuples() -> None:
     with pytest.raises(ArtifactVersionError, match="must be older"):
         DowngradePGEventsOp(from_version=2, to_version=2)
     with pytest.raises(UnknownArtifactVersionError):
-        UpgradePGEventsOp(from_version=1, to_version=alembic_ops.CURRENT_VERSION + 1)
+        UpgradePGEventsOp(from_version=1, to_version=ALL_VERSIONS[-1] + 1)
+
+
+def test_a_draft_version_needs_the_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A draft's SQL may change: no migration may use it unless PGEVENTS_DRAFT_ARTIFACTS=1."""
+    for draft in DRAFT_VERSIONS:
+        assert draft > alembic_ops.CURRENT_VERSION
+        monkeypatch.setenv("PGEVENTS_DRAFT_ARTIFACTS", "0")
+        with pytest.raises(UnknownArtifactVersionError, match=f"version {draft} is a draft"):
+            InstallPGEventsOp("ev", draft)
+        monkeypatch.setenv("PGEVENTS_DRAFT_ARTIFACTS", "1")
+        assert InstallPGEventsOp("ev", draft).version == draft
 
 
 def test_offline_sql_is_runnable(dsn: str) -> None:

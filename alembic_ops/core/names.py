@@ -66,3 +66,21 @@ def sleeping_sequence(event_schema: str) -> str:
 def broadcast_channel(event_schema: str) -> str:
     """The channel that carries broadcast (notify-only) events."""
     return check_event_schema(event_schema) + _BROADCAST_SUFFIX
+
+
+#: The first artifact version whose event log is read through cursors (a log, not a job table).
+LOG_VERSION = 5
+#: The event log's partitions (artifact 5 on), reused in turn: ``event_0`` ... ``event_3``.
+LOG_PARTITIONS = 4
+#: The consumer group the install and the upgrade to artifact 5 register.
+DEFAULT_GROUP = "default"
+
+
+def generation_sequence(event_schema: str) -> str:
+    """The quoted name of the sequence naming the partition writers append to (artifact 5 on)."""
+    return quote_identifier(check_event_schema(event_schema)) + ".generation"
+
+
+def event_id_sequence(event_schema: str) -> str:
+    """The quoted name of the sequence event ids are drawn from (artifact 5 on)."""
+    return quote_identifier(check_event_schema(event_schema)) + ".event_id"

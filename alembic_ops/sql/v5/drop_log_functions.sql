@@ -1,0 +1,12 @@
+DROP FUNCTION @schema@.rotate(bigint, interval, interval);
+DROP FUNCTION @schema@.pending(text);
+DROP FUNCTION @schema@.retry_later(text, bigint, bigint, float8, text, text[]);
+DROP FUNCTION @schema@.ack(text, bigint, bigint, boolean);
+DROP FUNCTION @schema@.fetch(text, bigint, integer, interval);
+DROP FUNCTION @schema@.renew_lease(text, bigint, float8);
+DROP FUNCTION @schema@.take_lease(text, text, float8);
+DROP FUNCTION @schema@.advance(text, pg_snapshot, bigint, bigint, boolean);
+DROP FUNCTION @schema@.window_events(@schema@.group_cursor, pg_snapshot, integer);
+DROP FUNCTION @schema@.handled(@schema@.group_cursor, xid8, bigint);
+DROP FUNCTION @schema@.drop_group(text);
+DROP FUNCTION @schema@.create_group(text);

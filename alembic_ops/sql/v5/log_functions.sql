@@ -1,0 +1,331 @@
+-- Reading the log through a group's cursor (docs/design/event-log.md, 3.2).
+-- A window (done_snapshot, window_snapshot] holds the events of the
+-- transactions finished in the second snapshot and not in the first; windows
+-- are read one after another, each in id order, so a transaction that commits
+-- late lands in the first window taken after its commit, whatever ids were
+-- delivered before it.
+
+-- Registers a group whose cursor starts now. Transactions open now, this one
+-- included, count as not finished: the group gets all their events. Their
+-- ids have no known floor (0): the first window reads the retained log once.
+CREATE @or_replace@FUNCTION @schema@.create_group(new_group text)
+RETURNS void
+LANGUAGE plpgsql
+AS $pgevents$
+DECLARE
+    own xid8 := pg_current_xact_id();
+    now_snapshot pg_snapshot := pg_current_snapshot();
+    done pg_snapshot := now_snapshot;
+BEGIN
+    -- A snapshot never lists the transaction that takes it: add this one.
+    IF own < pg_snapshot_xmax(now_snapshot) THEN
+        done := (least(pg_snapshot_xmin(now_snapshot), own)::text || ':' || pg_snapshot_xmax(now_snapshot)::text
+                 || ':' || array_to_string(ARRAY(SELECT x FROM pg_snapshot_xip(now_snapshot) AS x
+                                                  UNION SELECT own ORDER BY 1), ','))::pg_snapshot;
+    END IF;
+    INSERT INTO @schema@.consumer_group (name) VALUES (new_group);
+    INSERT INTO @schema@.group_cursor (group_name, done_snapshot, done_id, open_xids, open_floors)
+    SELECT new_group, done, 0, coalesce(array_agg(x ORDER BY x), '{}'), coalesce(array_agg(0::bigint), '{}')
+      FROM pg_snapshot_xip(done) AS x;
+END
+$pgevents$;
+
+-- Removes a group with its cursor, retries and dead letters.
+CREATE @or_replace@FUNCTION @schema@.drop_group(old_group text)
+RETURNS void
+LANGUAGE sql
+AS $pgevents$
+DELETE FROM @schema@.consumer_group WHERE name = old_group;
+$pgevents$;
+
+-- Whether the cursor c has handled (or copied to retry) the event (txid, id).
+CREATE @or_replace@FUNCTION @schema@.handled(c @schema@.group_cursor, event_txid xid8, event_id bigint)
+RETURNS boolean
+LANGUAGE sql
+STABLE
+AS $pgevents$
+SELECT pg_visible_in_snapshot(event_txid, c.done_snapshot)
+    OR (c.window_snapshot IS NOT NULL AND pg_visible_in_snapshot(event_txid, c.window_snapshot)
+        AND event_id <= c.last_id);
+$pgevents$;
+
+-- Up to page_size events of the window (c.done_snapshot, window] after
+-- c.last_id, in id order: those of transactions that took their xid after the
+-- done snapshot (ids above done_id), merged with those of transactions open in
+-- it that the window sees finished (ids above their floors).
+CREATE @or_replace@FUNCTION @schema@.window_events(c @schema@.group_cursor, window_snapshot pg_snapshot, page_size integer)
+RETURNS SETOF @schema@.event
+LANGUAGE plpgsql
+STABLE
+AS $pgevents$
+DECLARE
+    late xid8[];
+    late_floor bigint;
+BEGIN
+    SELECT array_agg(u.x), min(u.f)
+      INTO late, late_floor
+      FROM unnest(c.open_xids, c.open_floors) AS u(x, f)
+     WHERE pg_visible_in_snapshot(u.x, window_snapshot);
+    IF late IS NULL THEN
+        RETURN QUERY
+        SELECT e.* FROM @schema@.event e
+         WHERE e.id > greatest(c.last_id, c.done_id)
+           AND pg_visible_in_snapshot(e.txid, window_snapshot)
+           AND NOT pg_visible_in_snapshot(e.txid, c.done_snapshot)
+         ORDER BY e.id
+         LIMIT page_size;
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT page.* FROM (
+        (SELECT e.* FROM @schema@.event e
+          WHERE e.id > greatest(c.last_id, c.done_id)
+            AND pg_visible_in_snapshot(e.txid, window_snapshot)
+            AND NOT pg_visible_in_snapshot(e.txid, c.done_snapshot)
+          ORDER BY e.id
+          LIMIT page_size)
+        UNION ALL
+        (SELECT e.* FROM @schema@.event e
+          WHERE e.id > greatest(c.last_id, late_floor) AND e.id <= c.done_id
+            AND e.txid = ANY(late)
+          ORDER BY e.id
+          LIMIT page_size)
+    ) AS page
+    ORDER BY page.id
+    LIMIT page_size;
+END
+$pgevents$;
+
+-- Closes the group's window at closing_snapshot: what it holds is handled.
+-- closing_id was read before an xid that closing_snapshot sees finished;
+-- floor_id, the next one, before this transaction took an xid (then fresh).
+CREATE @or_replace@FUNCTION @schema@.advance(
+    target_group text, closing_snapshot pg_snapshot, closing_id bigint, floor_id bigint, fresh boolean)
+RETURNS void
+LANGUAGE sql
+AS $pgevents$
+UPDATE @schema@.group_cursor c
+   SET done_snapshot = closing_snapshot,
+       done_id = closing_id,
+       -- Transactions still open: the floor they had, or, if they started
+       -- since the done snapshot, its done_id.
+       (open_xids, open_floors) = (
+           SELECT coalesce(array_agg(x ORDER BY x), '{}'), coalesce(array_agg(coalesce(f.floor, c.done_id) ORDER BY x), '{}')
+             FROM pg_snapshot_xip(closing_snapshot) AS x
+             LEFT JOIN unnest(c.open_xids, c.open_floors) AS f(xid, floor) ON f.xid = x),
+       window_snapshot = NULL,
+       window_id = NULL,
+       last_id = 0,
+       next_id = CASE WHEN fresh THEN floor_id ELSE c.next_id END,
+       next_xid = CASE WHEN fresh THEN pg_current_xact_id() ELSE c.next_xid END,
+       updated_at = clock_timestamp()
+ WHERE c.group_name = target_group;
+$pgevents$;
+
+-- Takes the group's reader lease for lease_seconds if it is free, expired or
+-- already this owner's; returns the new epoch (NULL if another owner holds it).
+CREATE @or_replace@FUNCTION @schema@.take_lease(target_group text, new_owner text, lease_seconds float8)
+RETURNS bigint
+LANGUAGE sql
+AS $pgevents$
+UPDATE @schema@.group_cursor c
+   SET owner = new_owner, epoch = c.epoch + 1,
+       lease_until = clock_timestamp() + make_interval(secs => lease_seconds)
+ WHERE c.group_name = target_group
+   AND (c.owner IS NULL OR c.owner = new_owner OR c.lease_until < clock_timestamp())
+RETURNING c.epoch;
+$pgevents$;
+
+-- Renews the lease held with lease_epoch; false once another reader took it.
+CREATE @or_replace@FUNCTION @schema@.renew_lease(target_group text, lease_epoch bigint, lease_seconds float8)
+RETURNS boolean
+LANGUAGE sql
+AS $pgevents$
+WITH renewed AS (
+    UPDATE @schema@.group_cursor c
+       SET lease_until = clock_timestamp() + make_interval(secs => lease_seconds)
+     WHERE c.group_name = target_group AND c.epoch = lease_epoch
+    RETURNING 1)
+SELECT EXISTS (SELECT FROM renewed);
+$pgevents$;
+
+-- The next page_size events for the holder of the lease lease_epoch. Reads on
+-- in the open window; else takes a snapshot and opens a window if it holds
+-- events. Writes nothing while there is nothing to read, except that it
+-- closes an empty window at most once per idle_close (so reclaiming sees the
+-- group move) and first records a floor (next_id) when the cursor has none
+-- the snapshot can use. Call it alone in its transaction.
+CREATE @or_replace@FUNCTION @schema@.fetch(
+    target_group text, lease_epoch bigint, page_size integer, idle_close interval DEFAULT '1 second')
+RETURNS SETOF @schema@.event
+LANGUAGE plpgsql
+AS $pgevents$
+DECLARE
+    -- Read before this transaction takes an xid (if it does): a floor of
+    -- later transactions' ids.
+    floor_id bigint := coalesce(pg_sequence_last_value(@event_id@), 0);
+    fresh boolean := pg_current_xact_id_if_assigned() IS NULL;
+    c @schema@.group_cursor;
+    snapshot_now pg_snapshot;
+BEGIN
+    SELECT * INTO c FROM @schema@.group_cursor g WHERE g.group_name = target_group;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'PE002',
+            MESSAGE = 'pgevents: no consumer group ' || quote_literal(target_group);
+    END IF;
+    IF c.epoch <> lease_epoch THEN
+        RAISE EXCEPTION USING ERRCODE = 'PE001',
+            MESSAGE = 'pgevents: another reader took the lease of group ' || quote_literal(target_group);
+    END IF;
+    IF c.window_snapshot IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM @schema@.window_events(c, c.window_snapshot, page_size);
+        IF NOT FOUND THEN
+            -- The last page was full and the window is done: close it.
+            PERFORM @schema@.advance(target_group, c.window_snapshot, c.window_id, floor_id, fresh);
+        END IF;
+        RETURN;
+    END IF;
+    snapshot_now := pg_current_snapshot();
+    IF c.next_id IS NULL OR NOT pg_visible_in_snapshot(c.next_xid, snapshot_now) THEN
+        IF fresh THEN
+            UPDATE @schema@.group_cursor g
+               SET next_id = floor_id, next_xid = pg_current_xact_id()
+             WHERE g.group_name = target_group AND g.epoch = lease_epoch;
+        END IF;
+        RETURN;
+    END IF;
+    c.last_id := 0;
+    RETURN QUERY SELECT * FROM @schema@.window_events(c, snapshot_now, page_size);
+    IF FOUND THEN
+        UPDATE @schema@.group_cursor g
+           SET window_snapshot = snapshot_now, window_id = c.next_id, last_id = 0
+         WHERE g.group_name = target_group AND g.epoch = lease_epoch;
+    ELSIF fresh AND c.updated_at <= clock_timestamp() - idle_close THEN
+        PERFORM @schema@.advance(target_group, snapshot_now, c.next_id, floor_id, fresh);
+    END IF;
+END
+$pgevents$;
+
+-- Acknowledges the open window's events up to handled_id, or the whole window
+-- with close; false if the lease was taken over (nothing changes then).
+CREATE @or_replace@FUNCTION @schema@.ack(target_group text, lease_epoch bigint, handled_id bigint, close boolean)
+RETURNS boolean
+LANGUAGE plpgsql
+AS $pgevents$
+DECLARE
+    floor_id bigint := coalesce(pg_sequence_last_value(@event_id@), 0);
+    fresh boolean := pg_current_xact_id_if_assigned() IS NULL;
+    c @schema@.group_cursor;
+BEGIN
+    SELECT * INTO c FROM @schema@.group_cursor g
+     WHERE g.group_name = target_group AND g.epoch = lease_epoch
+       FOR UPDATE;
+    IF NOT FOUND OR c.window_snapshot IS NULL THEN
+        RETURN false;
+    END IF;
+    IF close THEN
+        PERFORM @schema@.advance(target_group, c.window_snapshot, c.window_id, floor_id, fresh);
+    ELSE
+        UPDATE @schema@.group_cursor g SET last_id = handled_id, updated_at = clock_timestamp()
+         WHERE g.group_name = target_group;
+    END IF;
+    RETURN true;
+END
+$pgevents$;
+
+-- Copies a failed event of the open window to retry (available after
+-- delay_seconds), so that the cursor can pass it; false if the lease was lost.
+CREATE @or_replace@FUNCTION @schema@.retry_later(
+    target_group text, lease_epoch bigint, failed_id bigint, delay_seconds float8, error text, done text[])
+RETURNS boolean
+LANGUAGE sql
+AS $pgevents$
+WITH copied AS (
+    INSERT INTO @schema@.retry AS r
+           (group_name, id, op, schema_name, table_name, pk, old, new, changed, txid, created_at,
+            attempts, available_at, done, last_error)
+    SELECT target_group, e.id, e.op, e.schema_name, e.table_name, e.pk, e.old, e.new, e.changed, e.txid,
+           e.created_at, 1, clock_timestamp() + make_interval(secs => delay_seconds), done, error
+      FROM @schema@.event e
+     WHERE e.id = failed_id
+       AND EXISTS (SELECT FROM @schema@.group_cursor g WHERE g.group_name = target_group AND g.epoch = lease_epoch)
+    ON CONFLICT (group_name, id) DO NOTHING
+    RETURNING 1)
+SELECT EXISTS (SELECT FROM copied);
+$pgevents$;
+
+-- Events not yet handled by the group: in the log, and waiting in retry.
+CREATE @or_replace@FUNCTION @schema@.pending(target_group text)
+RETURNS bigint
+LANGUAGE sql
+STABLE
+AS $pgevents$
+SELECT (SELECT count(*) FROM @schema@.event e, @schema@.group_cursor c
+         WHERE c.group_name = target_group AND NOT @schema@.handled(c, e.txid, e.id))
+     + (SELECT count(*) FROM @schema@.retry r WHERE r.group_name = target_group);
+$pgevents$;
+
+-- Maintenance, by one worker at a time, alone in its transaction: records the
+-- partition writers left, truncates the partitions every group has passed
+-- (kept for keep after they were left), and moves writers to the next
+-- partition when it is empty and the current one holds switch_events events or
+-- is older than switch_after. A lock it cannot get within a second (a
+-- long reader of a partition) is left for the next call. Returns what it did.
+CREATE @or_replace@FUNCTION @schema@.rotate(
+    switch_events bigint DEFAULT 100000, switch_after interval DEFAULT '10 minutes', keep interval DEFAULT '0')
+RETURNS text
+LANGUAGE plpgsql
+AS $pgevents$
+DECLARE
+    newest_id bigint := coalesce(pg_sequence_last_value(@event_id@), 0);
+    current_gen smallint;
+    next_gen smallint;
+    done text[] := '{}';
+    part record;
+    state_now record;
+BEGIN
+    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'pgevents: rotate() must run alone in its transaction';
+    END IF;
+    current_gen := pg_sequence_last_value(@generation@);
+    -- Writers that read an older generation took their xids before it moved,
+    -- so before this transaction's (taken now, after it moved).
+    UPDATE @schema@.rotation
+       SET state = 'left', writers_below = pg_current_xact_id(), since = clock_timestamp()
+     WHERE state = 'current' AND gen <> current_gen;
+    UPDATE @schema@.rotation
+       SET state = 'current', first_id = newest_id, since = clock_timestamp(), writers_below = NULL
+     WHERE gen = current_gen AND state <> 'current';
+    FOR part IN
+        SELECT r.gen FROM @schema@.rotation r
+         WHERE r.state = 'left' AND r.since <= clock_timestamp() - keep
+           AND NOT EXISTS (SELECT FROM @schema@.group_cursor c
+                            WHERE pg_snapshot_xmin(c.done_snapshot) < r.writers_below)
+         ORDER BY r.gen
+    LOOP
+        BEGIN
+            PERFORM set_config('lock_timeout', '1s', true);
+            EXECUTE 'TRUNCATE ' || quote_ident(@schema_name@) || '.' || quote_ident('event_' || part.gen);
+            UPDATE @schema@.rotation
+               SET state = 'empty', first_id = NULL, since = NULL, writers_below = NULL
+             WHERE gen = part.gen;
+            done := done || ('truncated event_' || part.gen);
+        EXCEPTION WHEN lock_not_available THEN
+            done := done || ('event_' || part.gen || ' busy');
+        END;
+    END LOOP;
+    PERFORM set_config('lock_timeout', '0', true);
+    next_gen := (current_gen + 1) % 4;
+    SELECT r.first_id, r.since INTO state_now FROM @schema@.rotation r WHERE r.gen = current_gen;
+    IF (SELECT r.state = 'empty' FROM @schema@.rotation r WHERE r.gen = next_gen)
+       AND newest_id > state_now.first_id
+       AND (newest_id - state_now.first_id >= switch_events OR state_now.since <= clock_timestamp() - switch_after) THEN
+        PERFORM nextval(@generation@);
+        UPDATE @schema@.rotation
+           SET state = 'current', first_id = newest_id, since = clock_timestamp()
+         WHERE gen = next_gen;
+        done := done || ('writers moved to event_' || next_gen);
+    END IF;
+    RETURN array_to_string(done, '; ');
+END
+$pgevents$;

@@ -1,0 +1,114 @@
+-- The event log of artifact 5: rows are only ever inserted, into the
+-- partition the sequence generation names, and a partition is emptied with
+-- TRUNCATE once every group's cursor has passed it (rotate()); nothing on
+-- the hot path updates or deletes a row. docs/design/event-log.md explains
+-- the cursors.
+-- CACHE 1: an id drawn after event_id's last value was read is above it.
+CREATE SEQUENCE @schema@.event_id CACHE 1;
+-- The partition writers append to, read once per statement by the capture
+-- functions (SELECT lets any writer read it, not move it).
+CREATE SEQUENCE @schema@.generation MINVALUE 0 MAXVALUE 3 START 0 CYCLE;
+GRANT SELECT ON SEQUENCE @schema@.generation TO PUBLIC;
+SELECT setval(@generation@, 0, true);
+-- No NOT NULL checks: only capture functions write rows (see artifact 4).
+CREATE TABLE @schema@.event (
+    id bigint DEFAULT nextval(@event_id@),
+    gen smallint,
+    op text,
+    schema_name text,
+    table_name text,
+    pk jsonb,
+    old jsonb,
+    new jsonb,
+    changed text[],
+    txid xid8 DEFAULT pg_current_xact_id(),
+    created_at timestamptz DEFAULT now()
+) PARTITION BY LIST (gen);
+CREATE INDEX event_id_idx ON @schema@.event (id);
+CREATE TABLE @schema@.event_0 PARTITION OF @schema@.event FOR VALUES IN (0);
+CREATE TABLE @schema@.event_1 PARTITION OF @schema@.event FOR VALUES IN (1);
+CREATE TABLE @schema@.event_2 PARTITION OF @schema@.event FOR VALUES IN (2);
+CREATE TABLE @schema@.event_3 PARTITION OF @schema@.event FOR VALUES IN (3);
+
+-- Each partition's turn: 'current' (writers append), 'left' (every
+-- transaction that can have written it has an xid below writers_below),
+-- 'empty' (truncated, next in turn).
+CREATE TABLE @schema@.rotation (
+    gen smallint PRIMARY KEY,
+    state text NOT NULL CHECK (state IN ('current', 'left', 'empty')),
+    first_id bigint,
+    since timestamptz,
+    writers_below xid8
+);
+INSERT INTO @schema@.rotation (gen, state, first_id, since)
+VALUES (0, 'current', 0, now()), (1, 'empty', NULL, NULL), (2, 'empty', NULL, NULL), (3, 'empty', NULL, NULL);
+
+-- A consumer group gets every event written after it was registered.
+CREATE TABLE @schema@.consumer_group (
+    name text PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- A group's position in the log: everything finished in done_snapshot is
+-- handled; events of a transaction started later have ids above done_id; the
+-- events of each transaction open_xids[i] have ids above open_floors[i]. While
+-- a window is open, the events finished in window_snapshot but not in
+-- done_snapshot are handled up to last_id. next_id was read before next_xid
+-- took its xid: the floor of transactions not yet started when a snapshot that
+-- sees next_xid finished was taken. owner and epoch are the reader's lease.
+CREATE TABLE @schema@.group_cursor (
+    group_name text PRIMARY KEY REFERENCES @schema@.consumer_group ON DELETE CASCADE,
+    done_snapshot pg_snapshot NOT NULL,
+    done_id bigint NOT NULL,
+    open_xids xid8[] NOT NULL,
+    open_floors bigint[] NOT NULL,
+    window_snapshot pg_snapshot,
+    window_id bigint,
+    last_id bigint NOT NULL DEFAULT 0,
+    next_id bigint,
+    next_xid xid8,
+    owner text,
+    epoch bigint NOT NULL DEFAULT 0,
+    lease_until timestamptz,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Failed events, copied out of the log so that the cursor moves on.
+CREATE TABLE @schema@.retry (
+    group_name text NOT NULL REFERENCES @schema@.consumer_group ON DELETE CASCADE,
+    id bigint NOT NULL,
+    op text NOT NULL,
+    schema_name text NOT NULL,
+    table_name text NOT NULL,
+    pk jsonb NOT NULL,
+    old jsonb,
+    new jsonb,
+    changed text[],
+    txid xid8 NOT NULL,
+    created_at timestamptz NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    available_at timestamptz,
+    done text[] NOT NULL DEFAULT '{}',
+    last_error text,
+    PRIMARY KEY (group_name, id)
+);
+CREATE INDEX retry_available_idx ON @schema@.retry (group_name, available_at);
+
+CREATE TABLE @schema@.dead_letter (
+    group_name text NOT NULL REFERENCES @schema@.consumer_group ON DELETE CASCADE,
+    id bigint NOT NULL,
+    op text NOT NULL,
+    schema_name text NOT NULL,
+    table_name text NOT NULL,
+    pk jsonb NOT NULL,
+    old jsonb,
+    new jsonb,
+    changed text[],
+    txid xid8 NOT NULL,
+    created_at timestamptz NOT NULL,
+    attempts integer NOT NULL,
+    done text[] NOT NULL,
+    error text NOT NULL,
+    failed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (group_name, id)
+);

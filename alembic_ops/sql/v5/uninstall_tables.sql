@@ -1,0 +1,13 @@
+-- pgevents-migrate artifact 5: the log, its groups and the capture function.
+DROP FUNCTION @capture@();
+-- #include drop_log_functions
+DROP TABLE @schema@.sleeper;
+DROP TABLE @schema@.dead_letter;
+DROP TABLE @schema@.retry;
+DROP TABLE @schema@.group_cursor;
+DROP TABLE @schema@.consumer_group;
+DROP TABLE @schema@.rotation;
+DROP TABLE @schema@.event;
+DROP SEQUENCE @schema@.generation;
+DROP SEQUENCE @schema@.event_id;
+-- #include drop_schema

@@ -1,0 +1,105 @@
+"""Artifact 5 (draft): the log read through a group's cursor, on a real server.
+
+The cursor protocol is SQL (alembic_ops/sql/v5/log_functions.sql); these tests
+call it as a worker will: ``fetch`` pages, ``ack`` closes windows.
+"""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+
+from tests.pg import RunOps, execute, fetch
+
+DRAFT = 5
+
+
+def read_all(dsn: str, group: str = "default", page: int = 50) -> list[int]:
+    """Every event id the group's cursor delivers now, acknowledging as it goes."""
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    ids: list[int] = []
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pgevents.take_lease(%s, 'test', 60)", (group,))
+            row = cur.fetchone()
+            assert row is not None and row[0] is not None
+            epoch = row[0]
+            empty = 0
+            while empty < 3:
+                cur.execute("SELECT id FROM pgevents.fetch(%s, %s, %s, '0')", (group, epoch, page))
+                got = [r[0] for r in cur.fetchall()]
+                ids += got
+                if got:
+                    empty = 0
+                    cur.execute(
+                        "SELECT pgevents.ack(%s, %s, %s, %s)", (group, epoch, got[-1], len(got) < page)
+                    )
+                    assert cur.fetchone() == (True,)
+                else:
+                    empty += 1
+    finally:
+        conn.close()
+    return ids
+
+
+@pytest.fixture
+def log_dsn(run_ops: RunOps, dsn: str) -> str:
+    execute(dsn, "CREATE TABLE item (id int PRIMARY KEY, a int)")
+    run_ops(lambda op: (op.install_pgevents(version=DRAFT), op.create_pgevent_trigger("item", version=DRAFT)))
+    return dsn
+
+
+def test_a_transaction_that_commits_late_is_delivered_once(log_dsn: str) -> None:
+    late = psycopg2.connect(log_dsn)
+    try:
+        with late.cursor() as cur:
+            cur.execute("INSERT INTO item SELECT i, 0 FROM generate_series(1, 10) i")  # the lowest ids
+        execute(log_dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(11, 60) i")
+        first = read_all(log_dsn)
+        assert len(first) == 50 and min(first) > 10
+        late.commit()
+    finally:
+        late.close()
+    execute(log_dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(61, 70) i")
+    second = read_all(log_dsn)
+    assert sorted(first + second) == sorted({*first, *second}) and len(first + second) == 70
+    assert read_all(log_dsn) == []
+
+
+def test_two_groups_each_get_every_event(run_ops: RunOps, log_dsn: str) -> None:
+    execute(log_dsn, "SELECT pgevents.create_group('audit')")
+    execute(log_dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 30) i")
+    assert len(read_all(log_dsn)) == 30
+    execute(log_dsn, "UPDATE item SET a = 1")
+    assert len(read_all(log_dsn)) == 30
+    assert len(read_all(log_dsn, "audit")) == 60
+    assert fetch(log_dsn, "SELECT pgevents.pending('default'), pgevents.pending('audit')") == [(0, 0)]
+
+
+def test_rotation_truncates_only_what_every_group_passed(log_dsn: str) -> None:
+    execute(log_dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 20) i")
+    execute(log_dsn, "SELECT pgevents.rotate(1)")  # writers move to event_1
+    execute(log_dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(21, 25) i")
+    execute(log_dsn, "SELECT pgevents.rotate(1000)")  # records who wrote event_0; nobody read it yet
+    assert fetch(log_dsn, "SELECT count(*) FROM pgevents.event_0") == [(20,)]
+    assert len(read_all(log_dsn)) == 25
+    execute(log_dsn, "SELECT pgevents.rotate(1000)")
+    assert fetch(log_dsn, "SELECT count(*) FROM pgevents.event_0") == [(0,)]
+    assert fetch(log_dsn, "SELECT gen, state FROM pgevents.rotation ORDER BY gen")[:2] == [
+        (0, "empty"),
+        (1, "current"),
+    ]
+
+
+def test_upgrade_from_4_carries_pending_events(run_ops: RunOps, dsn: str) -> None:
+    execute(dsn, "CREATE TABLE item (id int PRIMARY KEY, a int)")
+    run_ops(lambda op: (op.install_pgevents(version=4), op.create_pgevent_trigger("item", version=4)))
+    execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 5) i")
+    run_ops(lambda op: op.upgrade_pgevents(from_version=4, to_version=DRAFT))
+    assert fetch(dsn, "SELECT count(*) FROM pgevents.retry WHERE group_name = 'default'") == [(5,)]
+    execute(dsn, "INSERT INTO item VALUES (6, 0)")
+    new = read_all(dsn)
+    assert len(new) == 1 and new[0] > 5
+    run_ops(lambda op: op.downgrade_pgevents(from_version=DRAFT, to_version=4))
+    assert fetch(dsn, "SELECT count(*) FROM pgevents.event") == [(5,)]
