@@ -168,6 +168,7 @@ MANIFEST: tuple[Version, ...] = (
             "wakeup_check": "v4/wakeup_check",
             "log_functions": "v5/log_functions",
             "drop_log_functions": "v5/drop_log_functions",
+            "drop_log_tables": "v5/drop_log_tables",
             "drop_trigger_functions": "v3/drop_trigger_functions",
             "uninstall_functions": "v3/uninstall",
             "uninstall_tables": "v5/uninstall_tables",

@@ -24,14 +24,7 @@ CREATE TEMPORARY TABLE pgevents_last_id_v5 ON COMMIT DROP AS
 SELECT greatest((SELECT max(id) FROM @schema@.event), (SELECT max(id) FROM @schema@.retry),
                 (SELECT max(id) FROM @schema@.dead_letter), pg_sequence_last_value(@event_id@), 1) AS id;
 -- #include drop_log_functions
-DROP TABLE @schema@.dead_letter;
-DROP TABLE @schema@.retry;
-DROP TABLE @schema@.group_cursor;
-DROP TABLE @schema@.consumer_group;
-DROP TABLE @schema@.rotation;
-DROP TABLE @schema@.event;
-DROP SEQUENCE @schema@.generation;
-DROP SEQUENCE @schema@.event_id;
+-- #include drop_log_tables
 -- #include job_tables
 -- #include nullable_event_columns
 -- #include capture

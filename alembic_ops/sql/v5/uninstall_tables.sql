@@ -2,12 +2,5 @@
 DROP FUNCTION @capture@();
 -- #include drop_log_functions
 DROP TABLE @schema@.sleeper;
-DROP TABLE @schema@.dead_letter;
-DROP TABLE @schema@.retry;
-DROP TABLE @schema@.group_cursor;
-DROP TABLE @schema@.consumer_group;
-DROP TABLE @schema@.rotation;
-DROP TABLE @schema@.event;
-DROP SEQUENCE @schema@.generation;
-DROP SEQUENCE @schema@.event_id;
+-- #include drop_log_tables
 -- #include drop_schema
