@@ -20,7 +20,10 @@ from flask.cli import with_appcontext
 from alembic_ops.core.catalog import InstalledState, read_installed
 from alembic_ops.core.declarations import declared_specs
 from alembic_ops.core.errors import PGEventsError
+from alembic_ops.core.names import DEFAULT_GROUP, LOG_VERSION
 
+from .config import WorkerConfig
+from .log_queue import LogQueue
 from .queue import Connection, EventQueue, QueueCounts
 from .status import DatabaseStatus, compare, describe, require_artifact
 
@@ -70,13 +73,37 @@ def _installed(conn: Connection) -> tuple[InstalledState, str]:
         return read_installed(cur, default_schema), default_schema
 
 
+def _group_option(fn: Any) -> Any:
+    return click.option(
+        "--group",
+        default=None,
+        help="Consumer group (artifact 5 on; default: PGEVENTS_GROUP, else 'default').",
+    )(fn)
+
+
+def _queue_of(conn: Connection, schema: str, version: int, group: str | None) -> EventQueue | LogQueue:
+    """The queue operations of the installed artifact: the log of ``group`` (5 on) or the job table."""
+    if version < LOG_VERSION:
+        if group is not None:
+            raise PGEventsError(
+                f"consumer groups need pgevents artifact {LOG_VERSION}; this database has {version}"
+            )
+        return EventQueue(schema)
+    queue = LogQueue(schema, group or WorkerConfig.from_mapping(current_app.config).group)
+    if not queue.group_exists(conn):
+        raise queue.missing_group()
+    return queue
+
+
 @contextmanager
-def _queue(bind_key: str | None) -> Iterator[tuple[EventQueue, Connection]]:
+def _queue(
+    bind_key: str | None, group: str | None = None
+) -> Iterator[tuple[EventQueue | LogQueue, Connection]]:
     """The queue of ``bind_key``'s database and a connection to it, once the artifact is known to be there."""
     schema = _extension().schema
     with _connection(bind_key) as conn:
-        require_artifact(_installed(conn)[0].artifacts, schema, bind_key)
-        yield EventQueue(schema), conn
+        version = require_artifact(_installed(conn)[0].artifacts, schema, bind_key)
+        yield _queue_of(conn, schema, version, group), conn
 
 
 class _Group(click.Group):
@@ -150,8 +177,9 @@ def status_command(bind_key: str | None) -> None:
     for key, status, counts in reports:
         if not _echo_status(key, status):
             exit_code = 1
-        if counts is not None:
-            click.echo(f"  {_describe_counts(counts)}")
+        for group, group_counts in counts:
+            prefix = "" if group is None else f"group {group}: "
+            click.echo(f"  {prefix}{_describe_counts(group_counts)}")
     if exit_code:
         click.echo("out of date: run `flask db migrate` and `flask db upgrade`", err=True)
     raise SystemExit(exit_code)
@@ -159,15 +187,24 @@ def status_command(bind_key: str | None) -> None:
 
 def _database_report(
     bind_key: str | None, *, explicit: bool
-) -> tuple[str | None, DatabaseStatus, QueueCounts | None]:
-    """One bind's trigger states and queue counts; ``PGEventsError`` if it needs the artifact and lacks it."""
+) -> tuple[str | None, DatabaseStatus, list[tuple[str | None, QueueCounts]]]:
+    """One bind's trigger states and queue counts (per group, artifact 5 on).
+
+    ``PGEventsError`` if it needs the artifact and lacks it.
+    """
     ext = _extension()
     with _connection(bind_key) as conn:
         installed, default_schema = _installed(conn)
         tables = compare(declared_specs(ext.metadata(bind_key)), installed, default_schema)
         if explicit or any(item.declared for item in tables):
             require_artifact(installed.artifacts, ext.schema, bind_key)
-        counts = EventQueue(ext.schema).counts(conn) if ext.schema in installed.artifacts else None
+        version = installed.artifacts.get(ext.schema)
+        counts: list[tuple[str | None, QueueCounts]] = []
+        if version is not None and version >= LOG_VERSION:
+            groups = LogQueue(ext.schema, DEFAULT_GROUP).groups(conn)
+            counts = [(group, LogQueue(ext.schema, group).counts(conn)) for group in groups]
+        elif version is not None:
+            counts = [(None, EventQueue(ext.schema).counts(conn))]
     return bind_key, DatabaseStatus(installed.artifacts, tables), counts
 
 
@@ -202,10 +239,11 @@ def _echo_status(bind_key: str | None, status: DatabaseStatus) -> bool:
 @pgevents_cli.command("failed")
 @click.option("--limit", default=100, show_default=True)
 @_bind_option
+@_group_option
 @with_appcontext
-def failed_command(limit: int, bind_key: str | None) -> None:
+def failed_command(limit: int, bind_key: str | None, group: str | None) -> None:
     """List dead-lettered events with their errors."""
-    with _queue(bind_key) as (queue, conn):
+    with _queue(bind_key, group) as (queue, conn):
         letters = queue.dead_letters(conn, limit)
     if not letters:
         click.echo("no failed events")
@@ -222,12 +260,13 @@ def failed_command(limit: int, bind_key: str | None) -> None:
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--all", "retry_all", is_flag=True, help="Retry every failed event.")
 @_bind_option
+@_group_option
 @with_appcontext
-def retry_command(ids: tuple[int, ...], retry_all: bool, bind_key: str | None) -> None:
+def retry_command(ids: tuple[int, ...], retry_all: bool, bind_key: str | None, group: str | None) -> None:
     """Put failed events back in the queue."""
     if bool(ids) == retry_all:
         raise click.UsageError("give event ids or --all (not both)")
-    with _queue(bind_key) as (queue, conn):
+    with _queue(bind_key, group) as (queue, conn):
         count = queue.retry_dead_letters(conn, None if retry_all else list(ids))
     click.echo(f"requeued {count} event(s)")
     if ids and count < len(ids):
@@ -238,11 +277,12 @@ def retry_command(ids: tuple[int, ...], retry_all: bool, bind_key: str | None) -
 @click.option("--older-than", "older_than", required=True, help="Age such as 7d, 12h, 30m or 90s.")
 @click.option("--dead-letters", is_flag=True, help="Also purge failed events that old.")
 @_bind_option
+@_group_option
 @with_appcontext
-def purge_command(older_than: str, dead_letters: bool, bind_key: str | None) -> None:
+def purge_command(older_than: str, dead_letters: bool, bind_key: str | None, group: str | None) -> None:
     """Delete handled (and optionally failed) events older than a given age, in batches."""
     seconds = parse_duration(older_than)
-    with _queue(bind_key) as (queue, conn):
+    with _queue(bind_key, group) as (queue, conn):
         processed = queue.purge(conn, "processed", seconds)
         failed = queue.purge(conn, "dead_letter", seconds) if dead_letters else 0
     click.echo(f"purged {processed} handled and {failed} failed event(s)")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from alembic_ops.core.identifiers import check_event_schema
+from alembic_ops.core.names import DEFAULT_GROUP
 from alembic_ops.core.spec import DEFAULT_EVENT_SCHEMA
 
 
@@ -32,6 +33,11 @@ class WorkerConfig:
     PGEVENTS_STRICT               False      refuse to start (and to reconnect) when a declared
                                              table's triggers are missing or differ, instead of
                                              logging a warning per table
+    PGEVENTS_GROUP                default    consumer group whose cursor the worker reads
+                                             (artifact 5 on): each group gets every event
+    PGEVENTS_PARTITION_EVENTS     100000     writers move on to the log's next partition once
+                                             the current one holds this many events ...
+    PGEVENTS_PARTITION_AGE        600.0      ... or is this many seconds old (artifact 5 on)
     ============================  =========  ==================================================
     """
 
@@ -47,13 +53,25 @@ class WorkerConfig:
     reconnect_max_delay: float = 30.0
     database_url: str | None = None
     strict: bool = False
+    group: str = DEFAULT_GROUP
+    partition_events: int = 100_000
+    partition_age: float = 600.0
 
     def __post_init__(self) -> None:
         check_event_schema(self.schema)
-        for name in ("batch_size", "max_attempts"):
+        if not self.group.strip() or len(self.group) > 63 or "\x00" in self.group:
+            raise ValueError(f"PGEVENTS_GROUP {self.group!r} must be a name of 1 to 63 characters")
+        for name in ("batch_size", "max_attempts", "partition_events"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"PGEVENTS_{name.upper()} must be at least 1")
-        for name in ("poll_interval", "lease", "retry_backoff", "retry_max_backoff", "reconnect_max_delay"):
+        for name in (
+            "poll_interval",
+            "lease",
+            "retry_backoff",
+            "retry_max_backoff",
+            "reconnect_max_delay",
+            "partition_age",
+        ):
             if float(getattr(self, name)) <= 0:
                 raise ValueError(f"PGEVENTS_{name.upper()} must be positive")
         for name in ("retention", "shutdown_grace"):

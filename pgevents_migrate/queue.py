@@ -10,6 +10,7 @@ renew or fail an event another worker has claimed since.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -46,18 +47,22 @@ def parse_queries(text: str) -> dict[str, str]:
     return queries
 
 
-#: The statements of ``sql/queries.sql``, by name.
-QUERIES = parse_queries(
-    resources.files(__package__).joinpath("sql", "queries.sql").read_text(encoding="utf-8")
-)
+@functools.cache
+def load_queries(filename: str) -> dict[str, str]:
+    """The queries of ``pgevents_migrate/sql/<filename>``, by name."""
+    return parse_queries(resources.files(__package__).joinpath("sql", filename).read_text(encoding="utf-8"))
 
 
-def query(name: str, **identifiers: str) -> sql.Composed:
-    """The query ``name`` with its ``{placeholders}`` filled by these identifiers."""
+#: The statements of ``sql/queries.sql`` (the job table of artifacts 1-4), by name.
+QUERIES = load_queries("queries.sql")
+
+
+def query(name: str, filename: str = "queries.sql", **identifiers: str) -> sql.Composed:
+    """The query ``name`` of ``sql/<filename>`` with its ``{placeholders}`` filled by these identifiers."""
     try:
-        text = QUERIES[name]
+        text = load_queries(filename)[name]
     except KeyError:
-        raise KeyError(f"no query named {name!r} in pgevents_migrate/sql/queries.sql") from None
+        raise KeyError(f"no query named {name!r} in pgevents_migrate/sql/{filename}") from None
     return sql.SQL(text).format(**{key: sql.Identifier(value) for key, value in identifiers.items()})
 
 

@@ -10,6 +10,7 @@ from alembic_ops.artifacts import CURRENT_VERSION
 from alembic_ops.core.catalog import InstalledState
 from alembic_ops.core.errors import PGEventsError, UnknownArtifactVersionError
 from alembic_ops.core.spec import TableKey, TriggerSpec
+from alembic_ops.manifest import ALL_VERSIONS, drafts_allowed
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,18 @@ class DatabaseStatus:
         """One line per event schema, and whether it is current."""
         lines = []
         for schema, version in sorted(self.artifacts.items()):
-            current = version == CURRENT_VERSION
-            note = "current" if current else f"this library ships version {CURRENT_VERSION}"
+            # A draft (allowed by PGEVENTS_DRAFT_ARTIFACTS) counts as current.
+            current = CURRENT_VERSION <= version <= newest_supported()
+            note = "draft" if version > CURRENT_VERSION else "current"
+            if not current:
+                note = f"this library ships version {CURRENT_VERSION}"
             lines.append((f"artifact {schema}: version {version} ({note})", current))
         return lines
+
+
+def newest_supported() -> int:
+    """The newest artifact version the runtime works with: the current one, or the draft if allowed."""
+    return ALL_VERSIONS[-1] if drafts_allowed() else CURRENT_VERSION
 
 
 def require_artifact(artifacts: Mapping[str, int], schema: str, bind_key: str | None) -> int:
@@ -76,10 +85,11 @@ def require_artifact(artifacts: Mapping[str, int], schema: str, bind_key: str | 
             f"pgevents is not installed in schema {schema!r} of {where}: "
             "run `flask db migrate` and `flask db upgrade` first"
         )
-    if version > CURRENT_VERSION:
+    newest = newest_supported()
+    if version > newest:
         raise UnknownArtifactVersionError(
             f"schema {schema!r} of {where} holds pgevents artifact version {version}, newer than the "
-            f"{CURRENT_VERSION} this pgevents-migrate supports: upgrade the pgevents-migrate package"
+            f"{newest} this pgevents-migrate supports: upgrade the pgevents-migrate package"
         )
     return version
 

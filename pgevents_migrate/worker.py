@@ -29,12 +29,13 @@ from psycopg2 import sql
 from alembic_ops.core.catalog import Cursor as CatalogCursor
 from alembic_ops.core.catalog import InstalledState, read_installed
 from alembic_ops.core.errors import PGEventsError
-from alembic_ops.core.names import broadcast_channel, sleeping_sequence, wakeup_channel
+from alembic_ops.core.names import LOG_VERSION, broadcast_channel, sleeping_sequence, wakeup_channel
 from alembic_ops.core.spec import TableKey, TriggerSpec
 
 from .config import WorkerConfig
 from .dispatch import Dispatcher
 from .event import Event
+from .log_reader import LogReader
 from .queue import Claim, ClaimRow, Connection, Cursor, EventQueue, by_name
 from .status import TableStatus, compare, describe, require_artifact
 
@@ -129,6 +130,8 @@ class Worker:
         self._tables: tuple[list[str], list[str]] = ([], [])
         self._heartbeat: threading.Thread | None = None
         self._last_purge = 0.0
+        #: Reads the log of artifact 5 on; None for the job table of artifacts 1-4.
+        self._log: LogReader | None = None
 
     # -- connections -------------------------------------------------------
 
@@ -157,6 +160,14 @@ class Worker:
             assert row is not None
             session = by_name(cur, _Session)(row)
             installed = self.installed(cur, session.default_schema)
+        if installed.artifacts[self.config.schema] >= LOG_VERSION:
+            if self._log is None:
+                self._log = LogReader(self.dispatcher, self.config, self._heartbeat_connection)
+            self._log.epoch = None  # taken again (at once, if still ours) by the next drain
+            if not self._log.queue.group_exists(work):
+                raise self._log.queue.missing_group()
+        else:
+            self._log = None
         self.dispatcher.default_schema = session.default_schema
         tables = self.dispatcher.tables()
         queued = sorted(self.dispatcher.tables("queue"))
@@ -175,6 +186,9 @@ class Worker:
                 cur.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         self.queue.forget_stale_sleepers(listen)
         log.info("pgevents: listening on schema %r for %d table(s)", self.config.schema, len(tables))
+
+    def _heartbeat_connection(self) -> Connection:
+        return connect(self.dsn, autocommit=True, config=self.config)
 
     def installed(self, cur: CatalogCursor, default_schema: str | None = None) -> InstalledState:
         """What pgevents has installed in the database; ``PGEventsError`` without the artifact."""
@@ -222,10 +236,11 @@ class Worker:
         if handled or timeout <= 0 or self.stopping.is_set():
             return handled
         listen = self._listening()
-        if self._tables[0]:
+        if self._tables[0] and (self._log is None or self._log.reading):
             handled = self._sleep(listen, timeout)
         else:
-            # Broadcasts only: no sleeper flag, so writers do not NOTIFY for nothing.
+            # Broadcasts only, or standing by for the log's reader lease: no
+            # sleeper flag, so writers do not NOTIFY for nothing.
             self._wait(listen, timeout)
         self._purge_if_due()
         return handled + self._drain_broadcasts() + self._drain_queue()
@@ -289,6 +304,8 @@ class Worker:
         """
         if not self._tables[0]:
             return 0
+        if self._log is not None:
+            return self._log.drain(self._working(), self.stopping)
         handled = 0
         try:
             batch = self.config.batch_size
@@ -431,6 +448,8 @@ class Worker:
             log.info("pgevents: released %s claimed events %s", released, reason)
 
     def _purge_if_due(self) -> None:
+        if self._log is not None:
+            return  # the log reader rotates partitions as it reads
         if self.config.retention <= 0 or time.monotonic() - self._last_purge < self.config.poll_interval * 12:
             return
         self._last_purge = time.monotonic()
@@ -498,6 +517,8 @@ class Worker:
         finally:
             try:
                 self._release_unstarted()
+                if self._log is not None:
+                    self._log.close(self._work)
             except CONNECTION_ERRORS:
                 pass
             self.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,10 @@ def migrate_and_upgrade(app: Flask, migrations: Path, message: str) -> str:
     return written[-1]
 
 
+#: Installs this artifact version instead of the current one (e.g. 5, to run the runtime tests on the log).
+TEST_VERSION_VARIABLE = "PGEVENTS_TEST_ARTIFACT_VERSION"
+
+
 def install_declared(connection: sa.Connection, metadata: sa.MetaData) -> None:
     """Install the artifact and the triggers ``metadata`` declares, as a migration would."""
     from alembic.migration import MigrationContext
@@ -75,10 +80,11 @@ def install_declared(connection: sa.Connection, metadata: sa.MetaData) -> None:
 
     from alembic_ops import CURRENT_VERSION, CreatePGEventTriggerOp, declared_specs
 
+    version = int(os.environ.get(TEST_VERSION_VARIABLE, CURRENT_VERSION))
     op = Operations(MigrationContext.configure(connection))
-    op.install_pgevents(version=CURRENT_VERSION)
+    op.install_pgevents(version=version)
     for spec in declared_specs(metadata).values():
-        op.invoke(CreatePGEventTriggerOp(spec))
+        op.invoke(CreatePGEventTriggerOp(spec, version=version))
 
 
 def revisions(migrations: Path) -> list[str]:

@@ -82,3 +82,20 @@ def test_claim_rows_are_named_by_the_claim_columns_oldest_first(runtime: Flask, 
         ({"id": 1}, 1, ()),
         ({"id": 2}, 1, ("on_user",)),
     ]
+
+
+def test_the_log_queries_are_described_and_each_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pgevents_migrate import log_queue
+
+    text = (resources.files("pgevents_migrate") / "sql" / "log_queries.sql").read_text(encoding="utf-8")
+    described = re.findall(r"^-- (\w+) --\n-- \S", text, re.MULTILINE)
+    assert described == list(queue_module.load_queries("log_queries.sql"))
+    asked: list[str] = []
+
+    def recording(name: str, filename: str = "queries.sql", **identifiers: str) -> sql.Composed:
+        asked.append(name)
+        return query(name, filename, **identifiers)
+
+    monkeypatch.setattr(log_queue, "query", recording)
+    log_queue.LogQueue("pgevents", "default")
+    assert sorted(asked) == sorted(described)

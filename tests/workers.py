@@ -24,6 +24,8 @@ import psycopg2
 import psycopg2.extensions
 from sqlalchemy.engine import URL
 
+from alembic_ops.manifest import DRAFT_VARIABLE
+
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Errors that mean the connection (or the server) went away.
@@ -83,8 +85,10 @@ def distinct_handled(dsn: str) -> int:
 
 
 def pending(dsn: str) -> int:
-    """Events still in the log (unclaimed, claimed or waiting for a retry)."""
-    return int(scalar(dsn, "SELECT count(*) FROM pgevents.event"))
+    """Events not handled yet (unclaimed, claimed or waiting for a retry; the default group's on the log)."""
+    if scalar(dsn, "SELECT to_regclass('pgevents.group_cursor') IS NULL"):
+        return int(scalar(dsn, "SELECT count(*) FROM pgevents.event"))
+    return int(scalar(dsn, "SELECT pgevents.pending('default')"))
 
 
 def user_ids(dsn: str) -> set[int]:
@@ -156,7 +160,11 @@ class WorkerProcess:
     def __init__(self, url: URL, log_path: Path, env: Mapping[str, Any], config: Mapping[str, Any]) -> None:
         self.log_path = log_path
         # Only the settings given here: none inherited from the test run's environment.
-        environment = {key: value for key, value in os.environ.items() if not key.startswith("PGEVENTS_")}
+        environment = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("PGEVENTS_") or key == DRAFT_VARIABLE
+        }
         environment.update({key: str(value) for key, value in env.items()})
         environment["DATABASE_URL"] = url.render_as_string(hide_password=False)
         self._log = open(log_path, "wb")  # closed in stop()

@@ -1,0 +1,226 @@
+"""``LogQueue``: one consumer group's statements on the event log of artifact 5.
+
+The statements live, named, in ``sql/log_queries.sql``; they call the cursor
+functions the artifact installs (``fetch``, ``ack``, ``take_lease`` ...).
+The connection must be in autocommit mode: ``fetch`` runs alone in its
+transaction. Failed events are copied out of the log into ``retry``, where
+every worker of the group claims them as the job table's claims work:
+``(id, attempts)`` identifies a claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg2
+from psycopg2 import sql
+
+from alembic_ops.core.errors import PGEventsError
+from alembic_ops.core.names import wakeup_channel
+
+from .queue import (
+    Claim,
+    ClaimRow,
+    Connection,
+    Cursor,
+    DeadLetter,
+    EventQueue,
+    QueueCounts,
+    by_name,
+    load_queries,
+    query,
+)
+
+_FILE = "log_queries.sql"
+_LEASE_LOST = "PE001"
+_NO_GROUP = "PE002"
+
+Key = tuple[int, int]
+
+
+class LeaseLost(Exception):
+    """Another worker of the group took over reading the log."""
+
+
+class LogQueue:
+    """The log's operations for the group ``group`` in the event schema ``schema``."""
+
+    def __init__(self, schema: str, group: str) -> None:
+        self.schema = schema
+        self.group = group
+        self._sql = {name: query(name, _FILE, s=schema) for name in load_queries(_FILE)}
+        self._sql["ack_then_fetch"] = sql.Composed(
+            [sql.SQL("BEGIN;"), self._sql["ack"], sql.SQL(";COMMIT;"), self._sql["fetch"]]
+        )
+
+    def _execute(self, cur: Cursor, name: str, **params: Any) -> None:
+        """Run query ``name`` for the group; the cursor functions' errors as ours."""
+        try:
+            cur.execute(self._sql[name], {"group": self.group, **params})
+        except psycopg2.Error as exc:
+            if exc.pgcode == _LEASE_LOST:
+                raise LeaseLost(str(exc)) from exc
+            if exc.pgcode == _NO_GROUP:
+                raise self.missing_group() from exc
+            raise
+
+    def _run(self, conn: Connection, name: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Run query ``name``; its rows (none for a statement without result)."""
+        with conn.cursor() as cur:
+            self._execute(cur, name, **params)
+            return cur.fetchall() if cur.description is not None else []
+
+    def _rows(self, conn: Connection, name: str, **params: Any) -> list[ClaimRow]:
+        """The claim rows query ``name`` returns, oldest first."""
+        with conn.cursor() as cur:
+            self._execute(cur, name, **params)
+            return EventQueue.fetch_claim_rows(cur)
+
+    def missing_group(self) -> PGEventsError:
+        return PGEventsError(
+            f"consumer group {self.group!r} is not registered in schema {self.schema!r}: "
+            f"PGEVENTS_GROUP must name a registered group (the artifact registers 'default')"
+        )
+
+    # -- the reader lease ----------------------------------------------------
+
+    def groups(self, conn: Connection) -> list[str]:
+        """Every registered consumer group of the schema."""
+        return [row[0] for row in self._run(conn, "groups")]
+
+    def group_exists(self, conn: Connection) -> bool:
+        return bool(self._run(conn, "group_exists")[0][0])
+
+    def take_lease(self, conn: Connection, owner: str, lease: float) -> int | None:
+        """The new epoch of the group's reader lease, or None while another worker holds it."""
+        epoch = self._run(conn, "take_lease", owner=owner, lease=lease)[0][0]
+        return None if epoch is None else int(epoch)
+
+    def renew_lease(self, conn: Connection, epoch: int, lease: float) -> bool:
+        return bool(self._run(conn, "renew_lease", epoch=epoch, lease=lease)[0][0])
+
+    def release_lease(self, conn: Connection, epoch: int) -> None:
+        self._run(conn, "release_lease", epoch=epoch)
+
+    # -- reading the log -----------------------------------------------------
+
+    def fetch(self, conn: Connection, epoch: int, page: int) -> list[ClaimRow]:
+        """The next ``page`` events of the group's cursor; ``LeaseLost`` once another reader took over."""
+        return self._rows(conn, "fetch", epoch=epoch, page=page)
+
+    def ack(self, conn: Connection, epoch: int, handled_id: int, close: bool) -> None:
+        """Acknowledge the open window up to ``handled_id`` (all of it with ``close``)."""
+        if not self._run(conn, "ack", epoch=epoch, id=handled_id, close=close)[0][0]:
+            raise LeaseLost(f"group {self.group!r}: another reader took the lease")
+
+    def ack_and_fetch(
+        self, conn: Connection, epoch: int, handled_id: int, close: bool, page: int
+    ) -> list[ClaimRow]:
+        """``ack`` then ``fetch`` in one round trip: BEGIN and COMMIT keep ``fetch`` alone in its transaction.
+
+        A lease lost shows as ``LeaseLost`` from the fetch.
+        """
+        return self._rows(conn, "ack_then_fetch", epoch=epoch, id=handled_id, close=close, page=page)
+
+    def retry_later(
+        self, conn: Connection, epoch: int, claim: Claim, delay: float, error: str, done: Iterable[str]
+    ) -> None:
+        """Copy a failed event of the open window to ``retry``, due after ``delay`` seconds."""
+        copied = self._run(
+            conn, "retry_later", epoch=epoch, id=claim.event.id, delay=delay, error=error, done=list(done)
+        )[0][0]
+        if not copied:
+            raise LeaseLost(f"group {self.group!r}: another reader took the lease")
+
+    def bury_event(self, conn: Connection, claim: Claim, error: str, done: Iterable[str]) -> None:
+        """Dead-letter a failed event of the log directly (its first attempt was its last)."""
+        self._run(conn, "bury_event", id=claim.event.id, error=error, done=list(done))
+
+    # -- retries ---------------------------------------------------------------
+
+    def claim_retries(self, conn: Connection, limit: int, lease: float) -> list[ClaimRow]:
+        return self._rows(conn, "claim_retries", limit=limit, lease=lease)
+
+    def _for_claims(self, conn: Connection, name: str, keys: Sequence[Key], **params: Any) -> None:
+        if keys:
+            ids, attempts = zip(*keys, strict=True)
+            self._run(conn, name, ids=list(ids), attempts=list(attempts), **params)
+
+    def extend_retries(self, conn: Connection, keys: Sequence[Key], lease: float) -> None:
+        self._for_claims(conn, "extend_retries", keys, lease=lease)
+
+    def release_retries(self, conn: Connection, keys: Sequence[Key]) -> None:
+        self._for_claims(conn, "release_retries", keys)
+
+    def retry_done(self, conn: Connection, claim: Claim) -> None:
+        self._run(conn, "retry_done", id=claim.event.id, attempts=claim.event.attempt)
+
+    def retry_again(
+        self, conn: Connection, claim: Claim, delay: float, error: str, done: Iterable[str]
+    ) -> None:
+        self._run(
+            conn,
+            "retry_again",
+            id=claim.event.id,
+            attempts=claim.event.attempt,
+            delay=delay,
+            error=error,
+            done=list(done),
+        )
+
+    def bury_retry(self, conn: Connection, claim: Claim, error: str, done: Iterable[str]) -> None:
+        self._run(
+            conn, "bury_retry", id=claim.event.id, attempts=claim.event.attempt, error=error, done=list(done)
+        )
+
+    # -- what the CLI asks -----------------------------------------------------
+
+    def dead_letters(self, conn: Connection, limit: int = 100) -> list[DeadLetter]:
+        with conn.cursor() as cur:
+            cur.execute(self._sql["dead_letters"], {"group": self.group, "limit": limit})
+            return list(map(by_name(cur, DeadLetter), cur.fetchall()))
+
+    def retry_dead_letters(self, conn: Connection, ids: Sequence[int] | None) -> int:
+        """Make the group's dead letters (all when ``ids`` is None) due again, with fresh attempts."""
+        with conn.cursor() as cur:
+            cur.execute(
+                self._sql["retry_dead_letters"],
+                {"group": self.group, "all": ids is None, "ids": list(ids or ())},
+            )
+            count = cur.rowcount
+            cur.execute("SELECT pg_notify(%s, '')", (wakeup_channel(self.schema),))
+        return int(count)
+
+    def purge(self, conn: Connection, table: str, older_than: float) -> int:
+        """Delete the group's dead letters older than ``older_than`` seconds.
+
+        Handled events (``table="processed"``) leave the log when their
+        partition is truncated, after ``PGEVENTS_RETENTION``: 0 here.
+        """
+        if table == "processed":
+            return 0
+        with conn.cursor() as cur:
+            cur.execute(self._sql["purge_dead_letters"], {"group": self.group, "age": older_than})
+            return int(cur.rowcount)
+
+    def counts(self, conn: Connection) -> QueueCounts:
+        with conn.cursor() as cur:
+            cur.execute(self._sql["counts"], {"group": self.group})
+            row = cur.fetchone()
+            assert row is not None
+            return by_name(cur, QueueCounts)(row)
+
+    # -- maintenance -------------------------------------------------------------
+
+    def maintain(self, conn: Connection, switch_events: int, switch_after: float, keep: float) -> str | None:
+        """Rotate the log's partitions unless another worker is at it; what was done, if anything."""
+        result = self._run(
+            conn,
+            "maintain",
+            lock=f"pgevents.rotate:{self.schema}",
+            switch_events=switch_events,
+            switch_after=switch_after,
+            keep=keep,
+        )[0][0]
+        return str(result) if result else None

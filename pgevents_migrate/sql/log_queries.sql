@@ -1,0 +1,157 @@
+-- The worker's and the CLI's statements on the event log of artifact 5.
+--
+-- Written as sql/queries.sql is (LogQueue loads them by name). The log is
+-- read through the functions of alembic_ops/sql/v5/log_functions.sql; what
+-- is here reads their results and keeps the per-group side tables (retry,
+-- dead_letter), which only failed events reach.
+--
+-- A retry claim is (id, attempts), as a claim of the job table is.
+
+-- take_lease --
+-- Take the group's reader lease for %(owner)s; the new epoch, or NULL while another reader holds it
+SELECT {s}.take_lease(%(group)s, %(owner)s, %(lease)s);
+
+-- renew_lease --
+-- Renew the reader lease held with %(epoch)s; false once another reader took it
+SELECT {s}.renew_lease(%(group)s, %(epoch)s, %(lease)s);
+
+-- release_lease --
+-- Give up the reader lease held with %(epoch)s, so that another worker takes it at once
+UPDATE {s}.group_cursor
+   SET owner = NULL, lease_until = NULL
+ WHERE group_name = %(group)s AND epoch = %(epoch)s;
+
+-- fetch --
+-- The next %(page)s events of the group's cursor (the columns a claim returns)
+SELECT id, op, schema_name, table_name, pk::text AS pk, old::text AS old, new::text AS new,
+       changed, txid::text AS txid, created_at, 1 AS attempts, NULL::text[] AS done
+  FROM {s}.fetch(%(group)s, %(epoch)s, %(page)s);
+
+-- ack --
+-- Acknowledge the open window up to %(id)s, or all of it with %(close)s; false if the lease was lost
+SELECT {s}.ack(%(group)s, %(epoch)s, %(id)s, %(close)s);
+
+-- retry_later --
+-- Copy a failed event of the open window to retry, available after %(delay)s seconds
+SELECT {s}.retry_later(%(group)s, %(epoch)s, %(id)s, %(delay)s, %(error)s, %(done)s);
+
+-- bury_event --
+-- Dead-letter a failed event of the log at once (a first attempt that was the last)
+INSERT INTO {s}.dead_letter
+       (group_name, id, op, schema_name, table_name, pk, old, new, changed, txid, created_at,
+        attempts, done, error)
+SELECT %(group)s, e.id, e.op, e.schema_name, e.table_name, e.pk, e.old, e.new, e.changed, e.txid,
+       e.created_at, 1, %(done)s, %(error)s
+  FROM {s}.event e
+ WHERE e.id = %(id)s
+ON CONFLICT (group_name, id) DO NOTHING;
+
+-- claim_retries --
+-- Claim up to %(limit)s of the group's due retries, leased for %(lease)s seconds
+UPDATE {s}.retry r
+   SET attempts = r.attempts + 1,
+       available_at = clock_timestamp() + make_interval(secs => %(lease)s)
+  FROM (SELECT group_name, id
+          FROM {s}.retry
+         WHERE group_name = %(group)s AND available_at <= clock_timestamp()
+         ORDER BY id
+         LIMIT %(limit)s
+           FOR UPDATE SKIP LOCKED) AS due
+ WHERE r.group_name = due.group_name AND r.id = due.id
+RETURNING r.id, r.op, r.schema_name, r.table_name, r.pk::text AS pk, r.old::text AS old,
+          r.new::text AS new, r.changed, r.txid::text AS txid, r.created_at, r.attempts,
+          NULLIF(r.done, '{{}}') AS done;
+
+-- extend_retries --
+-- Renew for %(lease)s seconds the leases of the retry claims still held
+UPDATE {s}.retry r
+   SET available_at = clock_timestamp() + make_interval(secs => %(lease)s)
+  FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS c(id, attempts)
+ WHERE r.group_name = %(group)s AND r.id = c.id AND r.attempts = c.attempts;
+
+-- retry_done --
+-- A retried event was handled: forget it
+DELETE FROM {s}.retry
+ WHERE group_name = %(group)s AND id = %(id)s AND attempts = %(attempts)s;
+
+-- retry_again --
+-- A retried event failed again: available after %(delay)s seconds
+UPDATE {s}.retry
+   SET available_at = clock_timestamp() + make_interval(secs => %(delay)s),
+       last_error = %(error)s, done = %(done)s
+ WHERE group_name = %(group)s AND id = %(id)s AND attempts = %(attempts)s;
+
+-- bury_retry --
+-- A retried event used up its attempts: move it to the dead letters
+WITH gone AS (
+    DELETE FROM {s}.retry
+     WHERE group_name = %(group)s AND id = %(id)s AND attempts = %(attempts)s
+    RETURNING *)
+INSERT INTO {s}.dead_letter
+       (group_name, id, op, schema_name, table_name, pk, old, new, changed, txid, created_at,
+        attempts, done, error)
+SELECT group_name, id, op, schema_name, table_name, pk, old, new, changed, txid, created_at,
+       attempts, %(done)s, %(error)s
+  FROM gone
+ON CONFLICT (group_name, id) DO NOTHING;
+
+-- dead_letters --
+-- List the group's oldest %(limit)s dead letters
+SELECT id, op, schema_name AS schema, table_name AS "table", pk, attempts, error, failed_at
+  FROM {s}.dead_letter
+ WHERE group_name = %(group)s
+ ORDER BY id
+ LIMIT %(limit)s;
+
+-- retry_dead_letters --
+-- Put the group's dead letters (all, or the ids listed) back as retries due now, with fresh attempts
+WITH gone AS (
+    DELETE FROM {s}.dead_letter
+     WHERE group_name = %(group)s AND (%(all)s OR id = ANY(%(ids)s::bigint[]))
+    RETURNING *)
+INSERT INTO {s}.retry AS r
+       (group_name, id, op, schema_name, table_name, pk, old, new, changed, txid, created_at,
+        attempts, available_at, done, last_error)
+SELECT group_name, id, op, schema_name, table_name, pk, old, new, changed, txid, created_at,
+       0, clock_timestamp(), done, error
+  FROM gone
+ON CONFLICT (group_name, id) DO UPDATE
+   SET attempts = 0, available_at = excluded.available_at, last_error = excluded.last_error;
+
+-- purge_dead_letters --
+-- Delete the group's dead letters older than %(age)s seconds
+DELETE FROM {s}.dead_letter
+ WHERE group_name = %(group)s AND failed_at < clock_timestamp() - make_interval(secs => %(age)s);
+
+-- counts --
+-- The group's pending events (log and retries), dead letters, oldest pending event; the NOTIFY queue's usage
+SELECT {s}.pending(%(group)s) AS pending,
+       (SELECT count(*) FROM {s}.dead_letter d WHERE d.group_name = %(group)s) AS failed,
+       least((SELECT min(e.created_at)
+                FROM {s}.event e, {s}.group_cursor c
+               WHERE c.group_name = %(group)s AND NOT {s}.handled(c, e.txid, e.id)),
+             (SELECT min(r.created_at) FROM {s}.retry r WHERE r.group_name = %(group)s))
+         AS oldest_pending,
+       pg_notification_queue_usage() AS notification_queue_usage;
+
+-- group_exists --
+-- Whether the consumer group %(group)s is registered
+SELECT EXISTS (SELECT FROM {s}.consumer_group WHERE name = %(group)s);
+
+-- maintain --
+-- Rotate the log's partitions unless another worker is at it (alone in its transaction)
+SELECT CASE WHEN pg_try_advisory_xact_lock(hashtext(%(lock)s))
+            THEN {s}.rotate(%(switch_events)s, make_interval(secs => %(switch_after)s),
+                            make_interval(secs => %(keep)s))
+       END;
+
+-- release_retries --
+-- Give back retry claims whose callbacks never started: due at once, the attempt not counted
+UPDATE {s}.retry r
+   SET attempts = r.attempts - 1, available_at = clock_timestamp()
+  FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS c(id, attempts)
+ WHERE r.group_name = %(group)s AND r.id = c.id AND r.attempts = c.attempts;
+
+-- groups --
+-- The registered consumer groups, by name
+SELECT name FROM {s}.consumer_group ORDER BY name;

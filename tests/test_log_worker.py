@@ -1,0 +1,318 @@
+"""The worker on artifact 5 (draft): a consumer group's cursor over the log, on a real server.
+
+The suite's runtime tests also run on the log with
+``PGEVENTS_TEST_ARTIFACT_VERSION=5``; these cover what only the log has:
+groups, the reader lease, late commits, retries copied out of the log, and
+rotation by the worker.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg2
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.engine import URL
+
+from pgevents_migrate import Event, PGEvents
+from pgevents_migrate import log_reader as log_reader_module
+from pgevents_migrate.extension import libpq_dsn
+from tests.apps import TEST_VERSION_VARIABLE
+from tests.pg import execute, fetch, wait_for
+
+LOG = 5
+
+
+class Recorder:
+    """A callback that records (row, attempt) and fails for the rows in ``failing``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, int]] = []
+        self.failing: set[int] = set()
+
+    def __call__(self, event: Event) -> None:
+        self.calls.append((event.row_id, event.attempt))
+        if event.row_id in self.failing:
+            raise ValueError(f"cannot handle row {event.row_id}")
+
+    def rows(self) -> list[Any]:
+        return [row for row, _ in self.calls]
+
+
+def make_app(database_url: URL, recorder: Recorder, **config: Any) -> tuple[Flask, PGEvents, SQLAlchemy]:
+    app = Flask(__name__)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=database_url.render_as_string(hide_password=False),
+        SQLALCHEMY_ENGINE_OPTIONS={"poolclass": sa.NullPool},
+        PGEVENTS_POLL_INTERVAL=0.2,
+        PGEVENTS_RETRY_BACKOFF=0.2,
+        PGEVENTS_BATCH_SIZE=20,
+        **config,
+    )
+    db = SQLAlchemy(app)
+    pgevents = PGEvents(app, db)
+
+    class Item(db.Model):  # type: ignore[name-defined,misc]
+        id = sa.Column(sa.Integer, primary_key=True)
+        a = sa.Column(sa.Integer)
+
+    pgevents.listen(Item, {"insert", "update"}, recorder)
+    return app, pgevents, db
+
+
+@pytest.fixture(autouse=True)
+def on_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TEST_VERSION_VARIABLE, str(LOG))
+
+
+@pytest.fixture
+def setup(database_url: URL) -> Iterator[tuple[Flask, PGEvents, Recorder]]:
+    from tests.test_runtime import _install
+
+    recorder = Recorder()
+    app, pgevents, db = make_app(database_url, recorder)
+    _install(app, db)
+    yield app, pgevents, recorder
+    with app.app_context():
+        pgevents.stop(10)
+
+
+def drain(app: Flask, pgevents: PGEvents) -> int:
+    with app.app_context():
+        return pgevents.handle_events()
+
+
+def test_events_arrive_once_in_commit_order_of_each_row(
+    setup: tuple[Flask, PGEvents, Recorder], dsn: str
+) -> None:
+    app, pgevents, recorder = setup
+    execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 45) i")
+    execute(dsn, "UPDATE item SET a = 1 WHERE id <= 5")
+    assert drain(app, pgevents) == 50  # pages of 20: two windows
+    assert sorted(recorder.rows()) == sorted([*range(1, 46), *range(1, 6)])
+    assert recorder.rows()[-5:] == [1, 2, 3, 4, 5]  # the updates after the inserts
+    assert drain(app, pgevents) == 0
+    assert fetch(dsn, "SELECT pgevents.pending('default')") == [(0,)]
+    # Nothing on the hot path deletes or updates a row of the log.
+    assert fetch(dsn, "SELECT count(*) FROM pgevents.event") == [(50,)]
+
+
+def test_a_transaction_that_commits_late_still_reaches_the_worker(
+    setup: tuple[Flask, PGEvents, Recorder], dsn: str
+) -> None:
+    app, pgevents, recorder = setup
+    late = psycopg2.connect(dsn)
+    try:
+        with late.cursor() as cur:
+            cur.execute("INSERT INTO item VALUES (1, 0)")  # the lowest event id
+        execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(2, 30) i")
+        assert drain(app, pgevents) == 29
+        late.commit()
+    finally:
+        late.close()
+    assert drain(app, pgevents) == 1
+    assert sorted(recorder.rows()) == list(range(1, 31))
+
+
+def test_a_failed_event_is_retried_out_of_the_log_while_others_flow(
+    setup: tuple[Flask, PGEvents, Recorder], dsn: str
+) -> None:
+    app, pgevents, recorder = setup
+    recorder.failing = {3}
+    execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 5) i")
+    assert drain(app, pgevents) == 5
+    assert fetch(dsn, "SELECT id IS NOT NULL, attempts FROM pgevents.retry") == [(True, 1)]
+    execute(dsn, "INSERT INTO item VALUES (6, 0)")
+    assert drain(app, pgevents) == 1  # the cursor moved past the failure
+    recorder.failing = set()
+    wait_for(lambda: drain(app, pgevents) == 1, timeout=10)
+    assert recorder.calls.count((3, 1)) == 1 and recorder.calls.count((3, 2)) == 1
+    assert fetch(dsn, "SELECT count(*) FROM pgevents.retry") == [(0,)]
+
+
+def test_dead_letters_per_group_and_the_cli(setup: tuple[Flask, PGEvents, Recorder], dsn: str) -> None:
+    app, pgevents, recorder = setup
+    app.config["PGEVENTS_MAX_ATTEMPTS"] = 2
+    pgevents.stop()
+    recorder.failing = {1}
+    execute(dsn, "INSERT INTO item VALUES (1, 0)")
+    with app.app_context():
+        worker = pgevents.worker()
+    buried = "SELECT group_name, attempts FROM pgevents.dead_letter"
+    wait_for(lambda: worker.run_once() >= 0 and fetch(dsn, buried) == [("default", 2)])
+    runner = app.test_cli_runner()
+    listing = runner.invoke(args=["pgevents", "failed"])
+    assert listing.exit_code == 0 and "attempts=2" in listing.output
+    assert "cannot handle row 1" in listing.output
+    other = runner.invoke(args=["pgevents", "failed", "--group", "nobody"])
+    assert other.exit_code == 1 and "consumer group 'nobody' is not registered" in other.output
+    recorder.failing = set()
+    assert "requeued 1 event(s)" in runner.invoke(args=["pgevents", "retry", "--all"]).output
+    wait_for(lambda: worker.run_once() == 1)
+    assert recorder.calls[-1] == (1, 1)  # fresh attempts
+    status = runner.invoke(args=["pgevents", "status"])
+    assert "group default: pending 0, failed 0" in status.output, status.output
+    worker.close()
+
+
+def test_two_groups_each_get_every_event_and_one_catches_up(database_url: URL, dsn: str) -> None:
+    from tests.test_runtime import _install
+
+    main, audit = Recorder(), Recorder()
+    app, pgevents, db = make_app(database_url, main)
+    _install(app, db)
+    execute(dsn, "SELECT pgevents.create_group('audit')")
+    audit_app, audit_events, _ = make_app(database_url, audit, PGEVENTS_GROUP="audit")
+    execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 10) i")
+    assert drain(app, pgevents) == 10
+    execute(dsn, "UPDATE item SET a = 2")  # while audit is stopped
+    assert drain(app, pgevents) == 10
+    assert drain(audit_app, audit_events) == 20
+    assert sorted(main.rows()) == sorted(audit.rows()) == sorted([*range(1, 11)] * 2)
+    status = app.test_cli_runner().invoke(args=["pgevents", "status"])
+    assert "group audit: pending 0" in status.output and "group default: pending 0" in status.output
+
+
+def test_one_reader_per_group_and_a_standby_takes_over(database_url: URL, dsn: str) -> None:
+    from tests.test_runtime import _install
+
+    first, second = Recorder(), Recorder()
+    app, pgevents, db = make_app(database_url, first)
+    _install(app, db)
+    other_app, other_events, _ = make_app(database_url, second)
+    with app.app_context():
+        reader = pgevents.worker()
+    with other_app.app_context():
+        standby = other_events.worker()
+    execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 10) i")
+    assert reader.run_once() == 10
+    execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(11, 20) i")
+    assert standby.run_once() == 0  # the lease is the reader's
+    owner = fetch(dsn, "SELECT owner FROM pgevents.group_cursor")[0][0]
+    assert owner is not None and owner == reader._log.owner  # type: ignore[union-attr]
+    thread = threading.Thread(target=standby.run)
+    thread.start()
+    try:
+        reader.stop()
+        reader.run()  # returns at once: gives the lease up
+        wait_for(lambda: len(second.calls) == 10)
+        execute(dsn, "INSERT INTO item VALUES (21, 0)")
+        wait_for(lambda: len(second.calls) == 11)
+    finally:
+        standby.stop()
+        thread.join(10)
+    assert sorted(first.rows() + second.rows()) == list(range(1, 22))
+
+
+def test_the_reader_rotates_the_log_and_loses_nothing(
+    setup: tuple[Flask, PGEvents, Recorder], dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, pgevents, recorder = setup
+    monkeypatch.setattr(log_reader_module, "MAINTENANCE_INTERVAL", 0.0)
+    app.config["PGEVENTS_PARTITION_EVENTS"] = 10  # read by the worker the first drain makes
+    for start in range(1, 61, 10):
+        execute(dsn, f"INSERT INTO item SELECT i, 0 FROM generate_series({start}, {start + 9}) i")
+        drain(app, pgevents)
+        drain(app, pgevents)
+    assert sorted(recorder.rows()) == list(range(1, 61))
+    generation = fetch(dsn, "SELECT last_value FROM pgevents.generation")[0][0]
+    assert generation != 0  # writers moved on
+    assert fetch(dsn, "SELECT count(*) FROM pgevents.event")[0][0] < 60  # left partitions truncated
+
+
+def test_a_partition_an_open_writer_wrote_is_kept_until_its_events_are_handled(
+    setup: tuple[Flask, PGEvents, Recorder], dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, pgevents, recorder = setup
+    monkeypatch.setattr(log_reader_module, "MAINTENANCE_INTERVAL", 0.0)
+    app.config["PGEVENTS_PARTITION_EVENTS"] = 10
+    writer = psycopg2.connect(dsn)
+    try:
+        with writer.cursor() as cur:
+            cur.execute("INSERT INTO item VALUES (1000, 0)")  # into event_0, not committed
+        execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 20) i")
+        drain(app, pgevents)  # writers move to event_1
+        for start in (21, 31, 41):
+            execute(dsn, f"INSERT INTO item SELECT i, 0 FROM generate_series({start}, {start + 9}) i")
+            drain(app, pgevents)
+        assert fetch(dsn, "SELECT state FROM pgevents.rotation WHERE gen = 0") == [("left",)]
+        assert fetch(dsn, "SELECT count(*) FROM pgevents.event_0") == [(20,)]  # kept for the open writer
+        writer.commit()
+    finally:
+        writer.close()
+
+    def truncated() -> bool:
+        execute(dsn, "INSERT INTO item VALUES (nextval(pg_get_serial_sequence('item', 'id')) + 2000, 0)")
+        drain(app, pgevents)
+        return fetch(dsn, "SELECT count(*) FROM pgevents.event_0") == [(0,)]
+
+    wait_for(truncated, timeout=20, interval=0.1)
+    assert 1000 in recorder.rows()
+    rows = [row for row in recorder.rows() if row < 1000]
+    assert sorted(rows) == list(range(1, 51))
+    assert len(recorder.rows()) == len(set(recorder.rows()))
+
+
+#: docs/runtime.md, "Roles and privileges", artifact 5.
+LOG_WRITER_GRANTS = (
+    "GRANT USAGE ON SCHEMA pgevents TO {role}",
+    "GRANT INSERT ON pgevents.event TO {role}",
+    "GRANT USAGE ON SEQUENCE pgevents.event_id TO {role}",
+    "GRANT SELECT ON pgevents.sleeper TO {role}",
+)
+LOG_WORKER_GRANTS = (
+    "GRANT USAGE ON SCHEMA pgevents TO {role}",
+    "GRANT SELECT ON pgevents.event, pgevents.consumer_group TO {role}",
+    "GRANT SELECT, UPDATE ON pgevents.group_cursor, pgevents.rotation TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON pgevents.retry, pgevents.dead_letter, pgevents.sleeper"
+    " TO {role}",
+    "GRANT TRUNCATE ON pgevents.event_0, pgevents.event_1, pgevents.event_2, pgevents.event_3 TO {role}",
+    "GRANT SELECT ON SEQUENCE pgevents.event_id TO {role}",
+    "GRANT UPDATE ON SEQUENCE pgevents.generation, pgevents.sleeping TO {role}",
+)
+
+
+def test_writer_and_worker_roles_need_only_the_documented_grants(
+    database_url: URL, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_runtime import _install
+
+    monkeypatch.setattr(log_reader_module, "MAINTENANCE_INTERVAL", 0.0)
+    installer, _, db = make_app(database_url, Recorder())
+    _install(installer, db)
+    suffix = uuid.uuid4().hex[:8]
+    writer, worker = f"pgevents_writer_{suffix}", f"pgevents_worker_{suffix}"
+    execute(
+        dsn,
+        f"CREATE ROLE {writer} LOGIN",
+        f"CREATE ROLE {worker} LOGIN",
+        *(grant.format(role=writer) for grant in LOG_WRITER_GRANTS),
+        *(grant.format(role=worker) for grant in LOG_WORKER_GRANTS),
+        f"GRANT INSERT ON item TO {writer}",
+    )
+    recorder = Recorder()
+    recorder.failing = {3}
+    app, pgevents, _ = make_app(database_url.set(username=worker), recorder, PGEVENTS_PARTITION_EVENTS=5)
+    writer_dsn = libpq_dsn(database_url.set(username=writer))
+    try:
+        execute(writer_dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 10) i")
+        assert drain(app, pgevents) == 10  # and writers move on
+        execute(writer_dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(11, 20) i")
+        recorder.failing = set()
+        wait_for(lambda: drain(app, pgevents) >= 0 and sorted(set(recorder.rows())) == list(range(1, 21)))
+        # Rotation, with the worker's grants only, truncates the partition every group passed.
+        wait_for(
+            lambda: (
+                drain(app, pgevents) >= 0 and fetch(dsn, "SELECT count(*) FROM pgevents.event_0") == [(0,)]
+            )
+        )
+    finally:
+        with app.app_context():
+            pgevents.stop()
+        execute(dsn, f"DROP OWNED BY {writer}, {worker}", f"DROP ROLE {writer}", f"DROP ROLE {worker}")
