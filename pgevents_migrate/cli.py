@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import click
@@ -22,23 +21,20 @@ from alembic_ops.core.declarations import declared_specs
 from alembic_ops.core.errors import PGEventsError
 from alembic_ops.core.names import DEFAULT_GROUP, LOG_VERSION
 
-from .config import WorkerConfig
+from .config import WorkerConfig, parse_duration
 from .log_queue import LogQueue
 from .queue import Connection, EventQueue, QueueCounts
 from .status import DatabaseStatus, compare, describe, require_artifact
 
 log = logging.getLogger("pgevents_migrate")
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
-
-def parse_duration(text: str) -> float:
-    """``"90"``, ``"90s"``, ``"15m"``, ``"12h"``, ``"7d"`` -> seconds."""
-    match = _DURATION.fullmatch(text.strip())
-    if match is None:
-        raise click.BadParameter(f"{text!r} is not a duration like 90s, 15m, 12h or 7d")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+def _duration(text: str) -> float:
+    """``parse_duration`` for an option: a bad value is a usage error."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _extension() -> Any:
@@ -273,6 +269,63 @@ def retry_command(ids: tuple[int, ...], retry_all: bool, bind_key: str | None, g
         raise click.ClickException(f"{len(ids) - count} of the given ids are not failed events")
 
 
+def _since(text: str) -> datetime:
+    """``--since``: an ISO time (UTC unless it says) or a duration back from now, such as ``2h``."""
+    try:
+        return datetime.now(timezone.utc) - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is neither a time like 2026-12-01T09:30 nor a duration like 2h"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+@pgevents_cli.command("replay")
+@click.option(
+    "--since", "since", default=None, help="Events written since this time (ISO) or this long ago (2h, 7d)."
+)
+@click.option("--from-id", "from_id", type=int, default=None, help="Events from this id on.")
+@click.option("--table", default=None, help="Only this table's events (table or schema.table).")
+@click.option(
+    "--listener", default=None, help="Run only this listener again: its callback's module.qualname."
+)
+@_bind_option
+@_group_option
+@with_appcontext
+def replay_command(
+    since: str | None,
+    from_id: int | None,
+    table: str | None,
+    listener: str | None,
+    bind_key: str | None,
+    group: str | None,
+) -> None:
+    """Deliver again handled events still kept in the log (see PGEVENTS_RETENTION), each with its id."""
+    if (since is None) == (from_id is None):
+        raise click.UsageError("give --since or --from-id (one of them)")
+    names = [item.name for item in _extension().listeners if item.bind_key == bind_key]
+    if listener is not None and listener not in names:
+        raise click.UsageError(
+            f"no listener named {listener!r}; this app's listeners: {', '.join(names) or 'none'}"
+        )
+    done = [name for name in names if listener is not None and name != listener]
+    target = None
+    if table is not None:
+        schema, _, name = table.rpartition(".")
+        target = (schema or None, name)
+    with _queue(bind_key, group) as (queue, conn):
+        if not isinstance(queue, LogQueue):
+            raise PGEventsError(f"replay needs pgevents artifact {LOG_VERSION} (the event log)")
+        count = queue.replay(
+            conn, from_id=from_id, since=None if since is None else _since(since), table=target, done=done
+        )
+    click.echo(f"queued {count} event(s) for delivery again to group {queue.group!r}")
+
+
 @pgevents_cli.command("purge")
 @click.option("--older-than", "older_than", required=True, help="Age such as 7d, 12h, 30m or 90s.")
 @click.option("--dead-letters", is_flag=True, help="Also purge failed events that old.")
@@ -281,7 +334,7 @@ def retry_command(ids: tuple[int, ...], retry_all: bool, bind_key: str | None, g
 @with_appcontext
 def purge_command(older_than: str, dead_letters: bool, bind_key: str | None, group: str | None) -> None:
     """Delete handled (and optionally failed) events older than a given age, in batches."""
-    seconds = parse_duration(older_than)
+    seconds = _duration(older_than)
     with _queue(bind_key, group) as (queue, conn):
         processed = queue.purge(conn, "processed", seconds)
         failed = queue.purge(conn, "dead_letter", seconds) if dead_letters else 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -26,7 +27,8 @@ class WorkerConfig:
     PGEVENTS_MAX_ATTEMPTS         5          tries before an event becomes a dead letter
     PGEVENTS_RETRY_BACKOFF        1.0        first retry delay in seconds, doubled each try
     PGEVENTS_RETRY_MAX_BACKOFF    300.0      cap on the retry delay
-    PGEVENTS_RETENTION            0.0        seconds to keep handled events (0: delete at once)
+    PGEVENTS_RETENTION            0.0        seconds to keep handled events (0: delete at once);
+                                             like every time here, also "90s", "15m", "12h", "7d"
     PGEVENTS_SHUTDOWN_GRACE       30.0       seconds a running callback may finish on SIGTERM
     PGEVENTS_RECONNECT_MAX_DELAY  30.0       cap on the delay between reconnect attempts
     PGEVENTS_DATABASE_URL         None       database of the default bind (default: its engine)
@@ -98,6 +100,20 @@ class WorkerConfig:
         return float(min(self.retry_max_backoff, self.retry_backoff * 2 ** (attempt - 1)))
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a duration such as ``"90"``, ``"90s"``, ``"15m"``, ``"12h"``, ``"7d"``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION.fullmatch(str(value).strip())
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration like 90s, 15m, 12h or 7d")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
 def _parse_bool(value: object) -> bool:
     """A config boolean: a bool, 0 or 1, or true/false, yes/no, on/off (any case)."""
     if isinstance(value, (bool, int)) and value in (0, 1):
@@ -110,4 +126,5 @@ def _parse_bool(value: object) -> bool:
     raise ValueError(f"{value!r} is not true or false")
 
 
-_CONVERTERS: dict[type, Any] = {bool: _parse_bool}
+#: float settings are seconds: a number or a duration such as "7d".
+_CONVERTERS: dict[type, Any] = {bool: _parse_bool, float: parse_duration}

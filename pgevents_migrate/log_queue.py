@@ -11,6 +11,7 @@ every worker of the group claims them as the job table's claims work:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import psycopg2
@@ -188,6 +189,28 @@ class LogQueue:
                 self._sql["retry_dead_letters"],
                 {"group": self.group, "all": ids is None, "ids": list(ids or ())},
             )
+            count = cur.rowcount
+            cur.execute("SELECT pg_notify(%s, '')", (wakeup_channel(self.schema),))
+        return int(count)
+
+    def replay(
+        self,
+        conn: Connection,
+        *,
+        from_id: int | None = None,
+        since: datetime | None = None,
+        table: tuple[str | None, str] | None = None,
+        done: Sequence[str] = (),
+    ) -> int:
+        """Deliver again the group's handled events still in the log from ``from_id`` / ``since``.
+
+        ``table``: only this (schema or None, table)'s events. ``done``: the
+        callbacks that must not run again. Returns how many events were queued.
+        """
+        schema, name = table if table is not None else (None, None)
+        params = {"from_id": from_id, "since": since, "schema": schema, "table": name, "done": list(done)}
+        with conn.cursor() as cur:
+            cur.execute(self._sql["replay"], {"group": self.group, **params})
             count = cur.rowcount
             cur.execute("SELECT pg_notify(%s, '')", (wakeup_channel(self.schema),))
         return int(count)

@@ -71,3 +71,26 @@ def test_quick_delivery_benchmark_writes_a_row_per_measurement(server_url: URL, 
     # The statement counter saw the comparator's catalog query.
     triggers = found[("flask db migrate, 20 listened tables, in sync", "statements mentioning pg_trigger")]
     assert int(triggers[2].strip("*")) >= 1
+
+
+def test_the_log_drain_benchmark_compares_artifacts_4_and_5(server_url: URL, tmp_path: Path) -> None:
+    output = tmp_path / "log_drain.md"
+    env = dict(os.environ, PGEVENTS_BENCH_DATABASE_URL=server_url.render_as_string(hide_password=False))
+    command = ["-m", "benchmarks.log_drain", "--events", "2000", "--rounds", "1", "--output", str(output)]
+    result = subprocess.run(
+        [sys.executable, *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {row[0]: row for row in table_rows(output.read_text(encoding="utf-8"))}
+    assert sorted(rows) == ["4", "5"]
+    for row in rows.values():
+        assert re.fullmatch(r"[\d,]+ \([\d,]+-[\d,]+\)", row[1]), row
+    # The job table leaves a dead tuple or two per event; the log only its bookkeeping.
+    assert int(rows["4"][2].split()[0].replace(",", "")) >= 2000
+    assert int(rows["5"][2].split()[0].replace(",", "")) < 200

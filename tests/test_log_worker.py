@@ -316,3 +316,38 @@ def test_writer_and_worker_roles_need_only_the_documented_grants(
         with app.app_context():
             pgevents.stop()
         execute(dsn, f"DROP OWNED BY {writer}, {worker}", f"DROP ROLE {writer}", f"DROP ROLE {worker}")
+
+
+def test_replay_delivers_retained_events_again_with_their_ids(database_url: URL, dsn: str) -> None:
+    from tests.test_runtime import _install
+
+    recorder, other = Recorder(), Recorder()
+    app, pgevents, db = make_app(database_url, recorder, PGEVENTS_RETENTION="7d")
+    pgevents.listen("item", "insert", other)
+    _install(app, db)
+    execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 5) i")
+    execute(dsn, "CREATE TABLE other_item (id int PRIMARY KEY)")
+    assert drain(app, pgevents) == 5
+    ids = fetch(dsn, "SELECT id FROM pgevents.event ORDER BY id")
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["pgevents", "replay"]).exit_code == 2  # --since or --from-id
+    unknown = runner.invoke(args=["pgevents", "replay", "--from-id", "1", "--listener", "nope"])
+    assert unknown.exit_code == 2 and "no listener named 'nope'" in unknown.output
+
+    result = runner.invoke(args=["pgevents", "replay", "--from-id", str(ids[3][0])])
+    assert result.exit_code == 0 and "queued 2 event(s)" in result.output, result.output
+    wait_for(lambda: drain(app, pgevents) == 2)
+    assert recorder.rows() == [1, 2, 3, 4, 5, 4, 5] and other.rows() == [1, 2, 3, 4, 5, 4, 5]
+
+    name = f"{Recorder.__module__}.{Recorder.__qualname__}"
+    only = runner.invoke(
+        args=["pgevents", "replay", "--since", "1h", "--table", "item", "--listener", f"{name}#2"]
+    )
+    assert "queued 5 event(s)" in only.output, only.output
+    wait_for(lambda: drain(app, pgevents) == 5)
+    assert len(recorder.calls) == 7 and other.rows()[-5:] == [1, 2, 3, 4, 5]  # only the second listener ran
+    none = runner.invoke(args=["pgevents", "replay", "--since", "1h", "--table", "public.other_item"])
+    assert "queued 0 event(s)" in none.output
+    # Retention in the config as a duration: the worker keeps left partitions that long.
+    with app.app_context():
+        assert pgevents.worker().config.retention == 7 * 86400

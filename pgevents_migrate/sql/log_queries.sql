@@ -155,3 +155,21 @@ UPDATE {s}.retry r
 -- groups --
 -- The registered consumer groups, by name
 SELECT name FROM {s}.consumer_group ORDER BY name;
+
+-- replay --
+-- Deliver again the group's handled events still in the log, chosen by id, time and table (as retries due now)
+-- An event not handled yet is left where it is: it comes anyway. done names the
+-- callbacks not to run again (all but the one replayed for).
+INSERT INTO {s}.retry AS r
+       (group_name, id, op, schema_name, table_name, pk, old, new, changed, txid, created_at,
+        attempts, available_at, done)
+SELECT c.group_name, e.id, e.op, e.schema_name, e.table_name, e.pk, e.old, e.new, e.changed, e.txid,
+       e.created_at, 0, clock_timestamp(), %(done)s
+  FROM {s}.event e, {s}.group_cursor c
+ WHERE c.group_name = %(group)s
+   AND {s}.handled(c, e.txid, e.id)
+   AND e.id >= coalesce(%(from_id)s::bigint, 0)
+   AND e.created_at >= coalesce(%(since)s::timestamptz, '-infinity')
+   AND (%(schema)s::text IS NULL OR e.schema_name = %(schema)s)
+   AND (%(table)s::text IS NULL OR e.table_name = %(table)s)
+ON CONFLICT (group_name, id) DO NOTHING;

@@ -1,0 +1,229 @@
+"""Drain from process start: the real worker on artifact 4 (job table) and on 5 (the log), side by side.
+
+The shape users live in after an outage: a uuid-keyed table never ANALYZEd,
+``--events`` events (50,000) written in 20 transactions before the worker
+starts, and a callback that appends one JSON line per event to a file.
+``flask pgevents run`` is timed from its process start until the file holds a
+line for every event. Each run starts from a fresh event schema and table;
+the artifacts alternate (4 5 4 5 ...) in one run. ``--hold-xmin`` keeps a
+REPEATABLE READ transaction open (with its snapshot taken) from before the
+backlog is written until the drain ends.
+
+    PGEVENTS_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
+        python -m benchmarks.log_drain [--events N] [--rounds N] [--hold-xmin]
+
+The worker runs ``create_app()`` of this module (``PGEVENTS_BENCH_APP_URL``,
+``PGEVENTS_BENCH_OUT``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.engine import URL
+
+from alembic_ops.manifest import DRAFT_VARIABLE
+from pgevents_migrate import Event, PGEvents
+
+from .common import Machine, add_output_option, connect, execute, fetch_value, progress, publish, scratch
+
+URL_ENV = "PGEVENTS_BENCH_APP_URL"
+OUT_ENV = "PGEVENTS_BENCH_OUT"
+TABLE = "bench_drain"
+VERSIONS = (4, 5)
+TRANSACTIONS = 20
+TIMEOUT = 300.0
+STATS_WAIT = 10.0
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app() -> Flask:
+    """The worker's app: one uuid-keyed table, a callback appending a JSON line per event."""
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = os.environ[URL_ENV]
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"poolclass": sa.NullPool}
+    db = SQLAlchemy(app)
+    pgevents = PGEvents(app, db)
+    table = sa.Table(
+        TABLE,
+        db.metadata,
+        sa.Column("id", UUID, primary_key=True, server_default=sa.text("gen_random_uuid()")),
+        sa.Column("payload", sa.Text),
+    )
+    out = open(os.environ[OUT_ENV], "a", buffering=1, encoding="utf-8")  # for the life of the worker
+
+    def append(event: Event) -> None:
+        out.write(json.dumps({"id": event.id, "op": event.op, "pk": event.pk}) + "\n")
+
+    pgevents.listen(table, "insert", append)
+    return app
+
+
+def install(url: URL, version: int) -> None:
+    """A fresh table and event schema at ``version``, as the app's migrations would make them."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    from alembic_ops import CreatePGEventTriggerOp, declared_specs
+
+    os.environ[URL_ENV] = url.render_as_string(hide_password=False)
+    os.environ[OUT_ENV] = os.devnull
+    app = create_app()
+    db: SQLAlchemy = app.extensions["sqlalchemy"]
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {TABLE}; DROP SCHEMA IF EXISTS pgevents CASCADE")
+        db.create_all()
+    with app.app_context(), db.engine.begin() as conn:
+        op = Operations(MigrationContext.configure(conn))
+        op.install_pgevents(version=version)  # type: ignore[attr-defined]
+        for spec in declared_specs(db.metadata).values():
+            op.invoke(CreatePGEventTriggerOp(spec, version=version))
+
+
+def write_backlog(url: URL, events: int) -> None:
+    conn = connect(url)
+    try:
+        per = events // TRANSACTIONS
+        for n in range(TRANSACTIONS):
+            rows = per if n < TRANSACTIONS - 1 else events - per * (TRANSACTIONS - 1)
+            execute(
+                conn,
+                f"INSERT INTO {TABLE} (payload) SELECT md5(g::text) FROM generate_series(1, %s) g",
+                (rows,),
+            )
+    finally:
+        conn.close()
+
+
+def count_lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+def dead_tuples(url: URL) -> int:
+    """Dead tuples in the event schema's tables, once the stopped worker's statistics have arrived."""
+    conn = connect(url)
+    try:
+        query = "SELECT coalesce(sum(n_dead_tup), 0) FROM pg_stat_user_tables WHERE schemaname = 'pgevents'"
+        deadline, last = time.monotonic() + STATS_WAIT, -1
+        while True:
+            value = int(fetch_value(conn, query))
+            if value == last or time.monotonic() > deadline:
+                return value
+            last = value
+            time.sleep(0.5)
+    finally:
+        conn.close()
+
+
+def drain(url: URL, version: int, events: int, hold_xmin: bool, workdir: Path, run: int) -> tuple[float, int]:
+    """Events/s from the worker's process start until its file holds every event; dead tuples after."""
+    install(url, version)
+    holder = connect(url) if hold_xmin else None
+    if holder is not None:
+        holder.autocommit = False
+        holder.set_session(isolation_level="REPEATABLE READ")
+        execute(holder, "SELECT 1")  # the snapshot is taken: the xmin horizon stops here
+    write_backlog(url, events)
+    out = workdir / f"drain-v{version}-{run}.jsonl"
+    out.touch()
+    env = {
+        **os.environ,
+        URL_ENV: url.render_as_string(hide_password=False),
+        OUT_ENV: str(out),
+        DRAFT_VARIABLE: "1",
+    }
+    log = open(workdir / f"worker-v{version}-{run}.log", "wb")
+    start = time.monotonic()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "benchmarks.log_drain:create_app", "pgevents", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        while count_lines(out) < events:
+            if worker.poll() is not None:
+                raise RuntimeError(
+                    f"the worker exited: {(workdir / f'worker-v{version}-{run}.log').read_text()}"
+                )
+            if time.monotonic() - start > TIMEOUT:
+                raise RuntimeError(f"{count_lines(out)} of {events} events after {TIMEOUT}s")
+            time.sleep(0.01)
+        seconds = time.monotonic() - start
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        log.close()
+        dead = dead_tuples(url)
+        if holder is not None:
+            holder.rollback()
+            holder.close()
+    return events / seconds, dead
+
+
+def spread(values: Sequence[float]) -> str:
+    return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.log_drain", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--hold-xmin", action="store_true", help="hold a REPEATABLE READ snapshot during each run"
+    )
+    add_output_option(parser, "log_drain.md")
+    args = parser.parse_args(argv)
+    os.environ[DRAFT_VARIABLE] = "1"  # artifact 5 is a draft until it is released
+    rates: dict[int, list[float]] = {version: [] for version in VERSIONS}
+    dead: dict[int, list[float]] = {version: [] for version in VERSIONS}
+    with scratch() as (_admin, url, server, workdir):
+        conn = connect(url)
+        machine = Machine.read(
+            conn, server, sys.argv[1:] if argv is None else argv, "python -m benchmarks.log_drain"
+        )
+        conn.close()
+        for run in range(1, args.rounds + 1):
+            for version in VERSIONS:
+                rate, dead_after = drain(url, version, args.events, args.hold_xmin, workdir, run)
+                rates[version].append(rate)
+                dead[version].append(dead_after)
+                progress(f"run {run}  artifact {version}  {rate:,.0f} events/s, {dead_after} dead tuples")
+    lines = [
+        f"# Drain from process start, artifact 4 against 5 ({args.events:,} events"
+        f"{', xmin held' if args.hold_xmin else ''})",
+        "",
+        *machine.lines(),
+        f"- shape: uuid keys, {TRANSACTIONS} write transactions before the worker starts, never ANALYZEd;"
+        " callback appends one JSON line per event; median (min-max) of the runs",
+        "",
+        "| artifact | events/s | dead tuples in pgevents tables after the drain |",
+        "| --- | --- | --- |",
+        *(f"| {version} | {spread(rates[version])} | {spread(dead[version])} |" for version in VERSIONS),
+        "",
+        f"ratio 5/4 (medians): {statistics.median(rates[5]) / statistics.median(rates[4]):.2f}",
+        "",
+    ]
+    publish("\n".join(lines), args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
