@@ -12,7 +12,7 @@ from __future__ import annotations
 from . import comparator as comparator
 from . import render as render
 from .artifacts import CURRENT_VERSION, VERSIONS
-from .core.declarations import declare, declared_specs, merge_specs
+from .core.declarations import declare, declare_group, declared_groups, declared_specs, merge_specs
 from .core.errors import (
     ArtifactVersionError,
     InvalidIdentifierError,
@@ -57,6 +57,8 @@ __all__ = [
     "UpgradePGEventsOp",
     "broadcast_channel",
     "declare",
+    "declare_group",
+    "declared_groups",
     "declared_specs",
     "merge_specs",
     "normalize_events",

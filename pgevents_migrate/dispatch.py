@@ -32,6 +32,8 @@ class Listener:
     name: str
     seed_style: bool = False
     bind_key: str | None = None
+    #: Events of one row run one at a time, in order (artifact 5 on).
+    ordered: bool = False
 
     def wants(self, event: Event, default_schema: str) -> bool:
         spec = self.spec
@@ -93,6 +95,7 @@ class Dispatcher:
         self.listeners = list(listeners)
         self._remove_session = remove_session
         self.default_schema = "public"
+        self.has_ordered = any(listener.ordered for listener in self.listeners)
 
     def tables(self, delivery: str | None = None) -> set[tuple[str, str]]:
         """``(schema, table)`` of every table some listener (of ``delivery``, if given) wants."""
@@ -102,6 +105,12 @@ class Dispatcher:
             for spec in specs
             if delivery is None or spec.delivery == delivery
         }
+
+    def ordered(self, event: Event) -> bool:
+        """Whether a listener with ``ordered=True`` wants ``event``."""
+        return self.has_ordered and any(
+            listener.ordered and listener.wants(event, self.default_schema) for listener in self.listeners
+        )
 
     def run(self, event: Event, done: Iterable[str] = ()) -> Outcome:
         """Call each wanting callback not yet in ``done``; keep going after a failure."""

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy import SQLAlchemy
 
-from alembic_ops import TriggerSpec, declare, declared_specs, normalize_events
+from alembic_ops import TriggerSpec, declare, declare_group, declared_specs, normalize_events
 from alembic_ops.core.errors import InvalidTriggerSpecError, PGEventsError, UnknownBindError
 from alembic_ops.core.spec import DEFAULT_EVENT_SCHEMA, check_filter_columns, normalize_columns
 
@@ -43,6 +43,7 @@ class Declaration:
     spec: TriggerSpec
     bind_key: str | None
     callback: Callback | None
+    ordered: bool = False
 
 
 @dataclass
@@ -69,6 +70,9 @@ class PGEvents:
         self.listeners: list[Listener] = []
         self._pending: list[Declaration] = []
         self._initialized = False
+        #: The consumer groups of the apps initialised, and the metadata their listeners' tables are in.
+        self._groups: set[str] = set()
+        self._listened: list[sa.MetaData] = []
         self._apps: weakref.WeakKeyDictionary[Flask, _AppState] = weakref.WeakKeyDictionary()
         self._last_app: weakref.ref[Flask] | None = None
         if app is not None:
@@ -85,7 +89,8 @@ class PGEvents:
         extension = app.extensions.get("sqlalchemy")
         if extension is None:
             raise RuntimeError("PGEvents.init_app() needs Flask-SQLAlchemy: call db.init_app(app) first")
-        schema = WorkerConfig.from_mapping(app.config).schema
+        config = WorkerConfig.from_mapping(app.config)
+        schema = config.schema
         if self._initialized and schema != self.schema:
             raise ValueError(
                 f"PGEVENTS_SCHEMA is {schema!r} in {app.name} but {self.schema!r} in an app initialised "
@@ -98,6 +103,9 @@ class PGEvents:
         app.extensions["pgevents"] = self
         app.cli.add_command(pgevents_cli)
         self._initialized = True
+        self._groups.add(config.group)
+        for metadata in self._listened:
+            declare_group(metadata, config.group)
         pending, self._pending = self._pending, []
         for declaration in pending:
             # Declared before the event schema was known.
@@ -112,6 +120,7 @@ class PGEvents:
         delivery: str = "queue",
         images: bool = False,
         bind_key: str | None = None,
+        ordered: bool = False,
     ) -> Callable[[C], C]:
         """Decorator: call the function for ``identifiers`` on ``target``.
 
@@ -119,8 +128,12 @@ class PGEvents:
         ``"after_insert"``...), or a collection of them. ``columns`` limits
         update events to changes of those columns. ``bind_key`` names the
         Flask-SQLAlchemy bind of a ``"schema.table"`` target; a model or
-        ``Table`` brings its own.
+        ``Table`` brings its own. ``ordered`` (artifact 5 on, queue delivery):
+        the events of one row run one at a time, in order, even when one
+        fails and is retried (docs/event-log.md).
         """
+        if ordered and delivery != "queue":
+            raise InvalidTriggerSpecError("ordered=True needs delivery='queue': broadcasts are not retried")
         schema, table = _table_key(target)
         spec = TriggerSpec(
             table=table,
@@ -134,7 +147,7 @@ class PGEvents:
 
         def decorator(fn: C) -> C:
             _check_callback(fn)
-            self._declare(target, spec, bind_key, fn)
+            self._declare(target, spec, bind_key, fn, ordered)
             return fn
 
         return decorator
@@ -149,11 +162,18 @@ class PGEvents:
         delivery: str = "queue",
         images: bool = False,
         bind_key: str | None = None,
+        ordered: bool = False,
     ) -> None:
         """Call ``fn`` for ``identifiers`` on ``target``; see ``listens_for``."""
         _check_callback(fn)
         self.listens_for(
-            target, identifiers, columns=columns, delivery=delivery, images=images, bind_key=bind_key
+            target,
+            identifiers,
+            columns=columns,
+            delivery=delivery,
+            images=images,
+            bind_key=bind_key,
+            ordered=ordered,
         )(fn)
 
     def track(
@@ -182,13 +202,20 @@ class PGEvents:
         )
         self._declare(target, spec, bind_key, None)
 
-    def _declare(self, target: Target, spec: TriggerSpec, bind_key: str | None, fn: Callback | None) -> None:
+    def _declare(
+        self,
+        target: Target,
+        spec: TriggerSpec,
+        bind_key: str | None,
+        fn: Callback | None,
+        ordered: bool = False,
+    ) -> None:
         table = _table_of(target)
         if table is not None:
             # The model's columns are known: a misspelt filter fails here, not silently later.
             check_filter_columns(spec, [c.name for c in table.columns], _column_names(target))
             bind_key = _bind_of(table, bind_key)
-        declaration = Declaration(target=target, spec=spec, bind_key=bind_key, callback=fn)
+        declaration = Declaration(target=target, spec=spec, bind_key=bind_key, callback=fn, ordered=ordered)
         # Before init_app, the bind's metadata and the event schema are not known yet.
         if self._initialized:
             self._apply(declaration)
@@ -201,6 +228,11 @@ class PGEvents:
         declare(metadata, declaration.spec)
         callback = declaration.callback
         if callback is not None:
+            # The apps' consumer groups (PGEVENTS_GROUP) read this database: autogenerate registers them.
+            if all(metadata is not seen for seen in self._listened):
+                self._listened.append(metadata)
+            for group in self._groups:
+                declare_group(metadata, group)
             self.listeners.append(
                 Listener(
                     spec=declaration.spec,
@@ -208,6 +240,7 @@ class PGEvents:
                     name=callback_name(callback, (listener.name for listener in self.listeners)),
                     seed_style=is_seed_style(callback),
                     bind_key=declaration.bind_key,
+                    ordered=declaration.ordered,
                 )
             )
 

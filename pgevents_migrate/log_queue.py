@@ -38,6 +38,12 @@ _LEASE_LOST = "PE001"
 _NO_GROUP = "PE002"
 
 Key = tuple[int, int]
+#: A row: (schema, table, primary key as jsonb text).
+RowKey = tuple[str, str, str]
+
+
+def row_key(row: ClaimRow) -> RowKey:
+    return (row.schema_name, row.table_name, row.pk)
 
 
 class LeaseLost(Exception):
@@ -125,14 +131,40 @@ class LogQueue:
         return self._rows(conn, "ack_then_fetch", epoch=epoch, id=handled_id, close=close, page=page)
 
     def retry_later(
-        self, conn: Connection, epoch: int, claim: Claim, delay: float, error: str, done: Iterable[str]
+        self,
+        conn: Connection,
+        epoch: int,
+        claim: Claim,
+        delay: float,
+        error: str,
+        done: Iterable[str],
+        ordered: bool = False,
     ) -> None:
         """Copy a failed event of the open window to ``retry``, due after ``delay`` seconds."""
-        copied = self._run(
-            conn, "retry_later", epoch=epoch, id=claim.event.id, delay=delay, error=error, done=list(done)
-        )[0][0]
-        if not copied:
+        params = {
+            "id": claim.event.id,
+            "delay": delay,
+            "error": error,
+            "done": list(done),
+            "ordered": ordered,
+        }
+        if not self._run(conn, "retry_later", epoch=epoch, **params)[0][0]:
             raise LeaseLost(f"group {self.group!r}: another reader took the lease")
+
+    def hold(self, conn: Connection, epoch: int, claim: Claim) -> None:
+        """Copy an ordered event, unattempted, behind the ordered retries of its row."""
+        if not self._run(conn, "hold", epoch=epoch, id=claim.event.id)[0][0]:
+            raise LeaseLost(f"group {self.group!r}: another reader took the lease")
+
+    def held_rows(self, conn: Connection, rows: Sequence[ClaimRow]) -> set[RowKey]:
+        """The rows among those of ``rows`` whose ordered events wait in the group's retries."""
+        if not rows:
+            return set()
+        keys = {row_key(row) for row in rows}
+        schemas, tables, pks = (list(column) for column in zip(*keys, strict=True))
+        return {
+            (s, t, k) for s, t, k in self._run(conn, "held_rows", schemas=schemas, tables=tables, pks=pks)
+        }
 
     def bury_event(self, conn: Connection, claim: Claim, error: str, done: Iterable[str]) -> None:
         """Dead-letter a failed event of the log directly (its first attempt was its last)."""

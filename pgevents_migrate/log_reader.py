@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from .config import WorkerConfig
 from .dispatch import Dispatcher
-from .log_queue import Key, LeaseLost, LogQueue
+from .log_queue import Key, LeaseLost, LogQueue, RowKey, row_key
 from .queue import Claim, Connection, EventQueue
 
 log = logging.getLogger("pgevents_migrate")
@@ -86,12 +86,13 @@ class LogReader:
         handled = 0
         while rows:
             last: int | None = None
-            for claim in EventQueue.claims_from_rows(rows):
+            # Rows whose ordered events wait in retry: their later ones wait behind.
+            held = self.queue.held_rows(conn, rows) if self.dispatcher.has_ordered else set()
+            for row, claim in zip(rows, EventQueue.claims_from_rows(rows), strict=True):
                 if stopping.is_set() or self._lost.is_set():
                     break
-                self._handle_log_event(conn, epoch, claim)
+                handled += self._handle_log_event(conn, epoch, claim, row_key(row), held)
                 last = claim.event.id
-                handled += 1
             if self._lost.is_set():
                 raise LeaseLost("the heartbeat could not renew the lease")
             # Fewer than a page: the window is read to its end, close it.
@@ -104,15 +105,26 @@ class LogReader:
             rows = self.queue.ack_and_fetch(conn, epoch, last, close, page)
         return handled
 
-    def _handle_log_event(self, conn: Connection, epoch: int, claim: Claim) -> None:
+    def _handle_log_event(
+        self, conn: Connection, epoch: int, claim: Claim, key: RowKey, held: set[RowKey]
+    ) -> int:
+        """Run the event's callbacks, or make it wait behind its row's ordered retries; 1 if they ran."""
+        ordered = self.dispatcher.ordered(claim.event)
+        if ordered and key in held:
+            self.queue.hold(conn, epoch, claim)
+            return 0
         outcome = self.dispatcher.run(claim.event)
         if outcome.error is None:
-            return
+            return 1
         if self.config.max_attempts <= 1:
             self.queue.bury_event(conn, claim, outcome.error, outcome.done)
             log.error("pgevents: event %s dead-lettered after 1 attempt", claim.event.id)
         else:
-            self.queue.retry_later(conn, epoch, claim, self.config.backoff(1), outcome.error, outcome.done)
+            delay = self.config.backoff(1)
+            self.queue.retry_later(conn, epoch, claim, delay, outcome.error, outcome.done, ordered)
+            if ordered:
+                held.add(key)
+        return 1
 
     def _drain_retries(self, conn: Connection, stopping: threading.Event) -> int:
         """Claim and handle the group's due retries until none is due."""

@@ -166,6 +166,11 @@ class Worker:
             self._log.epoch = None  # taken again (at once, if still ours) by the next drain
             if not self._log.queue.group_exists(work):
                 raise self._log.queue.missing_group()
+        elif self.dispatcher.has_ordered:
+            raise PGEventsError(
+                f"listeners with ordered=True need pgevents artifact {LOG_VERSION} (the event log); "
+                f"schema {self.config.schema!r} holds version {installed.artifacts[self.config.schema]}"
+            )
         else:
             self._log = None
         self.dispatcher.default_schema = session.default_schema

@@ -9,6 +9,7 @@ rotation by the worker.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -351,3 +352,110 @@ def test_replay_delivers_retained_events_again_with_their_ids(database_url: URL,
     # Retention in the config as a duration: the worker keeps left partitions that long.
     with app.app_context():
         assert pgevents.worker().config.retention == 7 * 86400
+
+
+class OrderedRecorder:
+    """Records successful calls per row, fails row 1's second event twice, notes overlapping calls."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.handled: dict[int, list[int]] = {}
+        self.in_flight: set[int] = set()
+        self.overlaps: list[int] = []
+        self.failures = 0
+        self.row_1_done_at: float | None = None
+        self.others_done_at: list[float] = []
+
+    def __call__(self, event: Event) -> None:
+        row = event.row_id
+        with self.lock:
+            if row in self.in_flight:
+                self.overlaps.append(row)
+            self.in_flight.add(row)
+        try:
+            time.sleep(0.002)
+            with self.lock:
+                if row == 1 and len(self.handled.get(1, [])) == 1 and self.failures < 2:
+                    self.failures += 1
+                    raise ValueError("row 1's second event fails twice")
+                assert event.id is not None
+                self.handled.setdefault(row, []).append(event.id)
+                if row == 1 and len(self.handled[1]) == 2:
+                    self.row_1_done_at = time.monotonic()
+                elif row != 1:
+                    self.others_done_at.append(time.monotonic())
+        finally:
+            with self.lock:
+                self.in_flight.discard(row)
+
+
+def test_ordered_rows_run_one_at_a_time_in_order_across_three_workers(database_url: URL, dsn: str) -> None:
+    from tests.test_runtime import _install
+
+    recorder = OrderedRecorder()
+    apps = []
+    for _ in range(3):
+        app = Flask(__name__)
+        app.config.update(
+            SQLALCHEMY_DATABASE_URI=database_url.render_as_string(hide_password=False),
+            SQLALCHEMY_ENGINE_OPTIONS={"poolclass": sa.NullPool},
+            PGEVENTS_POLL_INTERVAL=0.2,
+            PGEVENTS_RETRY_BACKOFF=0.3,
+            PGEVENTS_BATCH_SIZE=7,
+        )
+        db = SQLAlchemy(app)
+        pgevents = PGEvents(app, db)
+
+        class Item(db.Model):  # type: ignore[name-defined,misc]
+            id = sa.Column(sa.Integer, primary_key=True)
+            a = sa.Column(sa.Integer)
+
+        pgevents.listen(Item, {"insert", "update"}, recorder, ordered=True)
+        apps.append((app, pgevents, db))
+    _install(apps[0][0], apps[0][2])
+    execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 6) i")
+    for n in range(1, 5):  # each row changes four times, one transaction each
+        execute(dsn, f"UPDATE item SET a = {n}")
+    workers = []
+    for app, pgevents, _ in apps:
+        with app.app_context():
+            workers.append(pgevents.worker())
+    threads = [threading.Thread(target=worker.run) for worker in workers]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for(lambda: sum(map(len, recorder.handled.values())) == 30, timeout=30)
+    finally:
+        for worker in workers:
+            worker.stop()
+        for thread in threads:
+            thread.join(10)
+    ids = {
+        row: [
+            r[0] for r in fetch(dsn, f"SELECT id FROM pgevents.event WHERE pk->>'id' = '{row}' ORDER BY id")
+        ]
+        for row in range(1, 7)
+    }
+    assert recorder.handled == ids  # every event once, each row's in order
+    assert recorder.failures == 2 and recorder.overlaps == []
+    # The other rows went on while row 1 waited for its retries.
+    assert recorder.row_1_done_at is not None
+    assert sum(1 for at in recorder.others_done_at if at < recorder.row_1_done_at) >= 20
+    assert fetch(dsn, "SELECT count(*) FROM pgevents.retry") == [(0,)]
+
+
+def test_ordered_needs_queue_delivery_and_the_log(
+    database_url: URL, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alembic_ops import InvalidTriggerSpecError
+    from alembic_ops.core.errors import PGEventsError
+    from tests.test_runtime import _install
+
+    app, pgevents, db = make_app(database_url, Recorder())
+    with pytest.raises(InvalidTriggerSpecError, match="ordered=True needs delivery='queue'"):
+        pgevents.listen("item", "insert", Recorder(), delivery="broadcast", ordered=True)
+    pgevents.listen("item", "update", Recorder(), ordered=True)
+    monkeypatch.setenv(TEST_VERSION_VARIABLE, "4")
+    _install(app, db)
+    with app.app_context(), pytest.raises(PGEventsError, match="ordered=True need pgevents artifact 5"):
+        pgevents.worker().connect()

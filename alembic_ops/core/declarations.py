@@ -1,7 +1,9 @@
-"""Declared capture specs, stored in ``MetaData.info`` for the comparator.
+"""Declared capture specs and consumer groups, stored in ``MetaData.info`` for the comparator.
 
 ``declare()`` merges every declaration for one table into a single
-``TriggerSpec``; ``declared_specs()`` reads them back. Both work on plain
+``TriggerSpec``; ``declared_specs()`` reads them back. ``declare_group()``
+records a consumer group whose workers read this metadata's database
+(artifact 5 on); ``declared_groups()`` reads them back. All work on plain
 SQLAlchemy metadata, so Alembic without Flask can use them too.
 """
 
@@ -13,6 +15,7 @@ from .errors import InvalidTriggerSpecError
 from .spec import EVENTS, TableKey, TriggerSpec
 
 INFO_KEY = "pgevents"
+GROUPS_KEY = "pgevents_groups"
 
 
 def merge_specs(first: TriggerSpec, second: TriggerSpec) -> TriggerSpec:
@@ -56,3 +59,14 @@ def declare(metadata: sa.MetaData, spec: TriggerSpec) -> TriggerSpec:
 def declared_specs(metadata: sa.MetaData) -> dict[TableKey, TriggerSpec]:
     """The merged specs declared on ``metadata``, by ``(schema, table)``."""
     return dict(metadata.info.get(INFO_KEY, {}))
+
+
+def declare_group(metadata: sa.MetaData, name: str) -> None:
+    """Record that a consumer group ``name`` reads the events of ``metadata``'s database."""
+    groups: set[str] = metadata.info.setdefault(GROUPS_KEY, set())
+    groups.add(name)
+
+
+def declared_groups(metadata: sa.MetaData) -> set[str]:
+    """The consumer groups declared on ``metadata``."""
+    return set(metadata.info.get(GROUPS_KEY, set()))

@@ -33,7 +33,19 @@ SELECT {s}.ack(%(group)s, %(epoch)s, %(id)s, %(close)s);
 
 -- retry_later --
 -- Copy a failed event of the open window to retry, available after %(delay)s seconds
-SELECT {s}.retry_later(%(group)s, %(epoch)s, %(id)s, %(delay)s, %(error)s, %(done)s);
+SELECT {s}.retry_later(%(group)s, %(epoch)s, %(id)s, %(delay)s, %(error)s, %(done)s, 1, %(ordered)s);
+
+-- hold --
+-- Copy an ordered event of the open window, unattempted, behind its row's ordered retries
+SELECT {s}.retry_later(%(group)s, %(epoch)s, %(id)s, 0, NULL, '{{}}', 0, true);
+
+-- held_rows --
+-- Which of these rows (schema, table, key) have ordered events waiting in the group's retries
+SELECT DISTINCT r.schema_name, r.table_name, r.pk::text
+  FROM {s}.retry r
+ WHERE r.group_name = %(group)s AND r.ordered
+   AND (r.schema_name, r.table_name, r.pk) IN
+       (SELECT * FROM unnest(%(schemas)s::text[], %(tables)s::text[], %(pks)s::jsonb[]));
 
 -- bury_event --
 -- Dead-letter a failed event of the log at once (a first attempt that was the last)
@@ -48,13 +60,20 @@ ON CONFLICT (group_name, id) DO NOTHING;
 
 -- claim_retries --
 -- Claim up to %(limit)s of the group's due retries, leased for %(lease)s seconds
+-- Claimed retries stay in the table (available_at in the future), so the
+-- next ordered event of a row stays behind its claimed first one.
 UPDATE {s}.retry r
    SET attempts = r.attempts + 1,
        available_at = clock_timestamp() + make_interval(secs => %(lease)s)
-  FROM (SELECT group_name, id
-          FROM {s}.retry
-         WHERE group_name = %(group)s AND available_at <= clock_timestamp()
-         ORDER BY id
+  FROM (SELECT q.group_name, q.id
+          FROM {s}.retry q
+         WHERE q.group_name = %(group)s AND q.available_at <= clock_timestamp()
+           -- An ordered event waits for the earlier ordered retries of its row.
+           AND NOT (q.ordered AND EXISTS (
+                   SELECT FROM {s}.retry p
+                    WHERE p.group_name = q.group_name AND p.ordered AND p.table_name = q.table_name
+                      AND p.pk = q.pk AND p.schema_name = q.schema_name AND p.id < q.id))
+         ORDER BY q.id
          LIMIT %(limit)s
            FOR UPDATE SKIP LOCKED) AS due
  WHERE r.group_name = due.group_name AND r.id = due.id

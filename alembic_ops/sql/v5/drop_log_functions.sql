@@ -1,6 +1,6 @@
 DROP FUNCTION @schema@.rotate(bigint, interval, interval);
 DROP FUNCTION @schema@.pending(text);
-DROP FUNCTION @schema@.retry_later(text, bigint, bigint, float8, text, text[]);
+DROP FUNCTION @schema@.retry_later(text, bigint, bigint, float8, text, text[], integer, boolean);
 DROP FUNCTION @schema@.ack(text, bigint, bigint, boolean);
 DROP FUNCTION @schema@.fetch(text, bigint, integer, interval);
 DROP FUNCTION @schema@.renew_lease(text, bigint, float8);

@@ -233,19 +233,23 @@ BEGIN
 END
 $pgevents$;
 
--- Copies a failed event of the open window to retry (available after
--- delay_seconds), so that the cursor can pass it; false if the lease was lost.
+-- Copies an event of the open window to retry (available after
+-- delay_seconds), so that the cursor can pass it: a failed one (attempts 1),
+-- or one that waits unattempted (attempts 0) behind an ordered retry of its
+-- row. False if the lease was lost.
 CREATE @or_replace@FUNCTION @schema@.retry_later(
-    target_group text, lease_epoch bigint, failed_id bigint, delay_seconds float8, error text, done text[])
+    target_group text, lease_epoch bigint, failed_id bigint, delay_seconds float8, error text, done text[],
+    attempts integer DEFAULT 1, ordered boolean DEFAULT false)
 RETURNS boolean
 LANGUAGE sql
 AS $pgevents$
 WITH copied AS (
     INSERT INTO @schema@.retry AS r
            (group_name, id, op, schema_name, table_name, pk, old, new, changed, txid, created_at,
-            attempts, available_at, done, last_error)
+            attempts, available_at, done, last_error, ordered)
     SELECT target_group, e.id, e.op, e.schema_name, e.table_name, e.pk, e.old, e.new, e.changed, e.txid,
-           e.created_at, 1, clock_timestamp() + make_interval(secs => delay_seconds), done, error
+           e.created_at, retry_later.attempts, clock_timestamp() + make_interval(secs => delay_seconds),
+           retry_later.done, retry_later.error, retry_later.ordered
       FROM @schema@.event e
      WHERE e.id = failed_id
        AND EXISTS (SELECT FROM @schema@.group_cursor g WHERE g.group_name = target_group AND g.epoch = lease_epoch)

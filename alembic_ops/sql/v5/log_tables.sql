@@ -73,7 +73,9 @@ CREATE TABLE @schema@.group_cursor (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
--- Failed events, copied out of the log so that the cursor moves on.
+-- Failed events, copied out of the log so that the cursor moves on. An
+-- ordered event (a listener of it has ordered=True) waits behind the group's
+-- earlier ordered retries of its row: only a row's first is claimed.
 CREATE TABLE @schema@.retry (
     group_name text NOT NULL REFERENCES @schema@.consumer_group ON DELETE CASCADE,
     id bigint NOT NULL,
@@ -90,9 +92,11 @@ CREATE TABLE @schema@.retry (
     available_at timestamptz,
     done text[] NOT NULL DEFAULT '{}',
     last_error text,
+    ordered boolean NOT NULL DEFAULT false,
     PRIMARY KEY (group_name, id)
 );
 CREATE INDEX retry_available_idx ON @schema@.retry (group_name, available_at);
+CREATE INDEX retry_row_idx ON @schema@.retry (group_name, table_name, pk) WHERE ordered;
 
 CREATE TABLE @schema@.dead_letter (
     group_name text NOT NULL REFERENCES @schema@.consumer_group ON DELETE CASCADE,
