@@ -22,7 +22,7 @@ from alembic_ops.core.errors import PGEventsError
 from alembic_ops.core.names import DEFAULT_GROUP, LOG_VERSION
 
 from .config import WorkerConfig, parse_duration
-from .log_queue import LogQueue
+from .log_queue import GroupCounts, LogQueue
 from .queue import Connection, EventQueue, QueueCounts
 from .status import DatabaseStatus, compare, describe, require_artifact
 
@@ -176,6 +176,9 @@ def status_command(bind_key: str | None) -> None:
         for group, group_counts in counts:
             prefix = "" if group is None else f"group {group}: "
             click.echo(f"  {prefix}{_describe_counts(group_counts)}")
+            if isinstance(group_counts, GroupCounts):
+                for warning in _group_warnings(group_counts):
+                    click.echo(f"  WARNING: group {group}: {warning}", err=True)
     if exit_code:
         click.echo("out of date: run `flask db migrate` and `flask db upgrade`", err=True)
     raise SystemExit(exit_code)
@@ -183,7 +186,7 @@ def status_command(bind_key: str | None) -> None:
 
 def _database_report(
     bind_key: str | None, *, explicit: bool
-) -> tuple[str | None, DatabaseStatus, list[tuple[str | None, QueueCounts]]]:
+) -> tuple[str | None, DatabaseStatus, list[tuple[str | None, QueueCounts | GroupCounts]]]:
     """One bind's trigger states and queue counts (per group, artifact 5 on).
 
     ``PGEventsError`` if it needs the artifact and lacks it.
@@ -195,7 +198,7 @@ def _database_report(
         if explicit or any(item.declared for item in tables):
             require_artifact(installed.artifacts, ext.schema, bind_key)
         version = installed.artifacts.get(ext.schema)
-        counts: list[tuple[str | None, QueueCounts]] = []
+        counts: list[tuple[str | None, QueueCounts | GroupCounts]] = []
         if version is not None and version >= LOG_VERSION:
             groups = LogQueue(ext.schema, DEFAULT_GROUP).groups(conn)
             counts = [(group, LogQueue(ext.schema, group).counts(conn)) for group in groups]
@@ -212,6 +215,27 @@ def _describe_counts(counts: QueueCounts) -> str:
         f"pending {counts.pending}, failed {counts.failed}, oldest pending age {age}, "
         f"notification queue usage {counts.notification_queue_usage:.2%}"
     )
+
+
+def _ago(moment: datetime) -> str:
+    seconds = (datetime.now(timezone.utc) - moment).total_seconds()
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 3600:.1f}h"
+
+
+def _group_warnings(counts: GroupCounts) -> list[str]:
+    """What an operator should know about a group: nobody reads it, or it skipped events."""
+    warnings = []
+    if not counts.reading and counts.pending:
+        moved = "" if counts.last_read is None else f", its cursor moved {_ago(counts.last_read)} ago"
+        warnings.append(
+            f"no worker reads it{moved}; {counts.pending} event(s) wait and keep the log from being "
+            "truncated until it runs, or lags past PGEVENTS_GROUP_MAX_LAG and skips them"
+        )
+    if counts.skipped_at is not None:
+        warnings.append(
+            f"skipped the events it had not read {_ago(counts.skipped_at)} ago (it lagged past the bound)"
+        )
+    return warnings
 
 
 def _echo_status(bind_key: str | None, status: DatabaseStatus) -> bool:

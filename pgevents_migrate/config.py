@@ -40,6 +40,9 @@ class WorkerConfig:
     PGEVENTS_PARTITION_EVENTS     100000     writers move on to the log's next partition once
                                              the current one holds this many events ...
     PGEVENTS_PARTITION_AGE        600.0      ... or is this many seconds old (artifact 5 on)
+    PGEVENTS_GROUP_MAX_LAG        604800.0   a group that has not read a partition left this
+                                             long ago (nobody runs it) skips to now, so the
+                                             log can be truncated; 0: no bound (artifact 5 on)
     ============================  =========  ==================================================
     """
 
@@ -58,6 +61,7 @@ class WorkerConfig:
     group: str = DEFAULT_GROUP
     partition_events: int = 100_000
     partition_age: float = 600.0
+    group_max_lag: float = 7 * 86400.0
 
     def __post_init__(self) -> None:
         check_event_schema(self.schema)
@@ -76,7 +80,7 @@ class WorkerConfig:
         ):
             if float(getattr(self, name)) <= 0:
                 raise ValueError(f"PGEVENTS_{name.upper()} must be positive")
-        for name in ("retention", "shutdown_grace"):
+        for name in ("retention", "shutdown_grace", "group_max_lag"):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"PGEVENTS_{name.upper()} must not be negative")
 

@@ -11,6 +11,7 @@ every worker of the group claims them as the job table's claims work:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +45,15 @@ RowKey = tuple[str, str, str]
 
 def row_key(row: ClaimRow) -> RowKey:
     return (row.schema_name, row.table_name, row.pk)
+
+
+@dataclass(frozen=True)
+class GroupCounts(QueueCounts):
+    """A group's counts, and its reader: when its cursor last moved, whether a worker holds it, skips."""
+
+    last_read: datetime | None
+    reading: bool
+    skipped_at: datetime | None
 
 
 class LeaseLost(Exception):
@@ -259,16 +269,18 @@ class LogQueue:
             cur.execute(self._sql["purge_dead_letters"], {"group": self.group, "age": older_than})
             return int(cur.rowcount)
 
-    def counts(self, conn: Connection) -> QueueCounts:
+    def counts(self, conn: Connection) -> GroupCounts:
         with conn.cursor() as cur:
             cur.execute(self._sql["counts"], {"group": self.group})
             row = cur.fetchone()
             assert row is not None
-            return by_name(cur, QueueCounts)(row)
+            return by_name(cur, GroupCounts)(row)
 
     # -- maintenance -------------------------------------------------------------
 
-    def maintain(self, conn: Connection, switch_events: int, switch_after: float, keep: float) -> str | None:
+    def maintain(
+        self, conn: Connection, switch_events: int, switch_after: float, keep: float, max_lag: float
+    ) -> str | None:
         """Rotate the log's partitions unless another worker is at it; what was done, if anything."""
         result = self._run(
             conn,
@@ -277,5 +289,6 @@ class LogQueue:
             switch_events=switch_events,
             switch_after=switch_after,
             keep=keep,
+            max_lag=max_lag,
         )[0][0]
         return str(result) if result else None

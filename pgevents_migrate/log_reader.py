@@ -168,8 +168,12 @@ class LogReader:
             return
         self._last_maintenance = time.monotonic()
         config = self.config
-        done = self.queue.maintain(conn, config.partition_events, config.partition_age, config.retention)
-        if done:
+        done = self.queue.maintain(
+            conn, config.partition_events, config.partition_age, config.retention, config.group_max_lag
+        )
+        if done and "skipped" in done:
+            log.error("pgevents: log maintenance: %s", done)
+        elif done:
             log.info("pgevents: log maintenance: %s", done)
 
     # -- the heartbeat -----------------------------------------------------------

@@ -459,3 +459,48 @@ def test_ordered_needs_queue_delivery_and_the_log(
     _install(app, db)
     with app.app_context(), pytest.raises(PGEventsError, match="ordered=True need pgevents artifact 5"):
         pgevents.worker().connect()
+
+
+def test_a_group_nobody_runs_is_reported_then_skipped_past_the_bound(
+    setup: tuple[Flask, PGEvents, Recorder], dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, pgevents, recorder = setup
+    monkeypatch.setattr(log_reader_module, "MAINTENANCE_INTERVAL", 0.0)
+    execute(dsn, "SELECT pgevents.create_group('idle')")
+    app.config.update(PGEVENTS_PARTITION_EVENTS=5, PGEVENTS_GROUP_MAX_LAG=3600)
+    for start in (1, 11, 21):
+        execute(dsn, f"INSERT INTO item SELECT i, 0 FROM generate_series({start}, {start + 9}) i")
+        drain(app, pgevents)
+    assert sorted(recorder.rows()) == list(range(1, 31))
+    status = app.test_cli_runner().invoke(args=["pgevents", "status"])
+    assert "group idle: pending 30" in status.output
+    assert "WARNING: group idle: no worker reads it" in status.output
+    # Within the bound, the partition the idle group has not read stays.
+    assert fetch(dsn, "SELECT count(*) FROM pgevents.event_0") == [(10,)]
+    assert fetch(dsn, "SELECT skipped_at FROM pgevents.consumer_group WHERE name = 'idle'") == [(None,)]
+
+    app.config["PGEVENTS_GROUP_MAX_LAG"] = 0.001
+    reader = pgevents._apps[app].local_worker
+    assert reader is not None
+    reader.stop()
+    reader.run()  # gives the lease up at once, for a worker with the new bound
+    with app.app_context():
+        worker = pgevents.worker()
+
+    def truncated() -> bool:
+        worker.run_once()
+        return fetch(dsn, "SELECT count(*) FROM pgevents.event_0") == [(0,)]
+
+    wait_for(truncated, timeout=10)
+    worker.close()
+    skipped = fetch(
+        dsn,
+        "SELECT skipped_at IS NOT NULL, pgevents.pending('idle') FROM pgevents.consumer_group"
+        " WHERE name = 'idle'",
+    )
+    assert skipped == [(True, 0)]
+    status = app.test_cli_runner().invoke(args=["pgevents", "status"])
+    assert "WARNING: group idle: skipped the events it had not read" in status.output
+    # It gets what is written from now on.
+    execute(dsn, "INSERT INTO item VALUES (100, 0)")
+    assert fetch(dsn, "SELECT pgevents.pending('idle')") == [(1,)]

@@ -143,7 +143,7 @@ DELETE FROM {s}.dead_letter
  WHERE group_name = %(group)s AND failed_at < clock_timestamp() - make_interval(secs => %(age)s);
 
 -- counts --
--- The group's pending events (log and retries), dead letters, oldest pending event; the NOTIFY queue's usage
+-- The group's pending events (log and retries), dead letters, oldest pending event, NOTIFY queue usage, reader
 SELECT {s}.pending(%(group)s) AS pending,
        (SELECT count(*) FROM {s}.dead_letter d WHERE d.group_name = %(group)s) AS failed,
        least((SELECT min(e.created_at)
@@ -151,7 +151,11 @@ SELECT {s}.pending(%(group)s) AS pending,
                WHERE c.group_name = %(group)s AND NOT {s}.handled(c, e.txid, e.id)),
              (SELECT min(r.created_at) FROM {s}.retry r WHERE r.group_name = %(group)s))
          AS oldest_pending,
-       pg_notification_queue_usage() AS notification_queue_usage;
+       pg_notification_queue_usage() AS notification_queue_usage,
+       (SELECT c.updated_at FROM {s}.group_cursor c WHERE c.group_name = %(group)s) AS last_read,
+       coalesce((SELECT c.lease_until > clock_timestamp() FROM {s}.group_cursor c
+                  WHERE c.group_name = %(group)s), false) AS reading,
+       (SELECT g.skipped_at FROM {s}.consumer_group g WHERE g.name = %(group)s) AS skipped_at;
 
 -- group_exists --
 -- Whether the consumer group %(group)s is registered
@@ -159,9 +163,11 @@ SELECT EXISTS (SELECT FROM {s}.consumer_group WHERE name = %(group)s);
 
 -- maintain --
 -- Rotate the log's partitions unless another worker is at it (alone in its transaction)
+-- A group lagging more than %(max_lag)s seconds (0: no bound) is moved to now.
 SELECT CASE WHEN pg_try_advisory_xact_lock(hashtext(%(lock)s))
             THEN {s}.rotate(%(switch_events)s, make_interval(secs => %(switch_after)s),
-                            make_interval(secs => %(keep)s))
+                            make_interval(secs => %(keep)s),
+                            CASE WHEN %(max_lag)s > 0 THEN make_interval(secs => %(max_lag)s) END)
        END;
 
 -- release_retries --

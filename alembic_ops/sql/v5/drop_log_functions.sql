@@ -1,4 +1,4 @@
-DROP FUNCTION @schema@.rotate(bigint, interval, interval);
+DROP FUNCTION @schema@.rotate(bigint, interval, interval, interval);
 DROP FUNCTION @schema@.pending(text);
 DROP FUNCTION @schema@.retry_later(text, bigint, bigint, float8, text, text[], integer, boolean);
 DROP FUNCTION @schema@.ack(text, bigint, bigint, boolean);

@@ -5,9 +5,10 @@
 -- late lands in the first window taken after its commit, whatever ids were
 -- delivered before it.
 
--- Registers a group whose cursor starts now. Transactions open now, this one
--- included, count as not finished: the group gets all their events. Their
--- ids have no known floor (0): the first window reads the retained log once.
+-- Registers a group whose cursor starts now (refusing a name already
+-- registered). Transactions open now, this one included, count as not
+-- finished: the group gets all their events. Their ids have no known floor
+-- (0): the first window reads the retained log once.
 CREATE @or_replace@FUNCTION @schema@.create_group(new_group text)
 RETURNS void
 LANGUAGE plpgsql
@@ -23,19 +24,32 @@ BEGIN
                  || ':' || array_to_string(ARRAY(SELECT x FROM pg_snapshot_xip(now_snapshot) AS x
                                                   UNION SELECT own ORDER BY 1), ','))::pg_snapshot;
     END IF;
-    INSERT INTO @schema@.consumer_group (name) VALUES (new_group);
+    INSERT INTO @schema@.consumer_group (name) VALUES (new_group) ON CONFLICT (name) DO NOTHING;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING
+            MESSAGE = 'pgevents: consumer group ' || quote_literal(new_group) || ' is already registered',
+            HINT = 'A group is registered once: leave this registration out, or drop the group first.';
+    END IF;
     INSERT INTO @schema@.group_cursor (group_name, done_snapshot, done_id, open_xids, open_floors)
     SELECT new_group, done, 0, coalesce(array_agg(x ORDER BY x), '{}'), coalesce(array_agg(0::bigint), '{}')
       FROM pg_snapshot_xip(done) AS x;
 END
 $pgevents$;
 
--- Removes a group with its cursor, retries and dead letters.
+-- Removes a group with its cursor, retries and dead letters (refusing a name
+-- not registered).
 CREATE @or_replace@FUNCTION @schema@.drop_group(old_group text)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $pgevents$
-DELETE FROM @schema@.consumer_group WHERE name = old_group;
+BEGIN
+    DELETE FROM @schema@.consumer_group WHERE name = old_group;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING
+            MESSAGE = 'pgevents: consumer group ' || quote_literal(old_group) || ' is not registered',
+            HINT = 'Nothing to drop: the registered groups are the rows of consumer_group.';
+    END IF;
+END
 $pgevents$;
 
 -- Whether the cursor c has handled (or copied to retry) the event (txid, id).
@@ -274,9 +288,13 @@ $pgevents$;
 -- (kept for keep after they were left), and moves writers to the next
 -- partition when it is empty and the current one holds switch_events events or
 -- is older than switch_after. A lock it cannot get within a second (a
--- long reader of a partition) is left for the next call. Returns what it did.
+-- long reader of a partition) is left for the next call. A group that has not
+-- passed a partition left more than max_lag ago (a group nobody runs) is
+-- moved to now: it skips what it had not read, and consumer_group records
+-- when. Returns what it did.
 CREATE @or_replace@FUNCTION @schema@.rotate(
-    switch_events bigint DEFAULT 100000, switch_after interval DEFAULT '10 minutes', keep interval DEFAULT '0')
+    switch_events bigint DEFAULT 100000, switch_after interval DEFAULT '10 minutes', keep interval DEFAULT '0',
+    max_lag interval DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql
 AS $pgevents$
@@ -287,6 +305,8 @@ DECLARE
     done text[] := '{}';
     part record;
     state_now record;
+    lagging record;
+    now_snapshot pg_snapshot;
 BEGIN
     IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
         RAISE EXCEPTION 'pgevents: rotate() must run alone in its transaction';
@@ -300,6 +320,27 @@ BEGIN
     UPDATE @schema@.rotation
        SET state = 'current', first_id = newest_id, since = clock_timestamp(), writers_below = NULL
      WHERE gen = current_gen AND state <> 'current';
+    IF max_lag IS NOT NULL THEN
+        now_snapshot := pg_current_snapshot();
+        FOR lagging IN
+            SELECT c.group_name, c.next_id, c.next_xid FROM @schema@.group_cursor c
+             WHERE EXISTS (SELECT FROM @schema@.rotation r
+                            WHERE r.state = 'left' AND r.since <= clock_timestamp() - max_lag
+                              AND pg_snapshot_xmin(c.done_snapshot) < r.writers_below)
+               FOR UPDATE
+        LOOP
+            -- A floor read before an xid now_snapshot sees finished, else 0
+            -- (correct, only slower until the group's next window closes).
+            PERFORM @schema@.advance(
+                lagging.group_name, now_snapshot,
+                CASE WHEN lagging.next_xid IS NOT NULL AND pg_visible_in_snapshot(lagging.next_xid, now_snapshot)
+                     THEN lagging.next_id ELSE 0 END,
+                0, false);
+            UPDATE @schema@.consumer_group SET skipped_at = clock_timestamp() WHERE name = lagging.group_name;
+            done := done || ('group ' || quote_literal(lagging.group_name) || ' skipped to now (lagged over '
+                             || max_lag::text || ')');
+        END LOOP;
+    END IF;
     FOR part IN
         SELECT r.gen FROM @schema@.rotation r
          WHERE r.state = 'left' AND r.since <= clock_timestamp() - keep

@@ -43,10 +43,12 @@ CREATE TABLE @schema@.rotation (
 INSERT INTO @schema@.rotation (gen, state, first_id, since)
 VALUES (0, 'current', 0, now()), (1, 'empty', NULL, NULL), (2, 'empty', NULL, NULL), (3, 'empty', NULL, NULL);
 
--- A consumer group gets every event written after it was registered.
+-- A consumer group gets every event written after it was registered, unless
+-- it lagged beyond rotate()'s max_lag: skipped_at says when it skipped.
 CREATE TABLE @schema@.consumer_group (
     name text PRIMARY KEY,
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    skipped_at timestamptz
 );
 
 -- A group's position in the log: everything finished in done_snapshot is
