@@ -2,9 +2,10 @@
 
 ``import alembic_ops`` registers ``op.install_pgevents``,
 ``op.uninstall_pgevents``, ``op.upgrade_pgevents``, ``op.downgrade_pgevents``,
-``op.create_pgevent_trigger`` and ``op.drop_pgevent_trigger``, and the
-autogenerate comparator that writes them into migrations from the specs
-``declare()`` records in ``MetaData.info``. This package never imports Flask.
+``op.create_pgevent_trigger``, ``op.drop_pgevent_trigger``,
+``op.create_pgevents_group`` and ``op.drop_pgevents_group``, and the
+autogenerate comparator that writes them into migrations from the specs and
+groups ``declare()`` and ``declare_group()`` record in ``MetaData.info``. This package never imports Flask.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from .core.errors import (
 from .core.names import TRIGGER_NAMES, broadcast_channel, wakeup_channel
 from .core.spec import DELIVERIES, EVENTS, TriggerSpec, normalize_events
 from .ops import (
+    CreatePGEventsGroupOp,
     CreatePGEventTriggerOp,
     DowngradePGEventsOp,
+    DropPGEventsGroupOp,
     DropPGEventTriggerOp,
     InstallPGEventsOp,
     UninstallPGEventsOp,
@@ -42,8 +45,10 @@ __all__ = [
     "VERSIONS",
     "ArtifactVersionError",
     "CreatePGEventTriggerOp",
+    "CreatePGEventsGroupOp",
     "DowngradePGEventsOp",
     "DropPGEventTriggerOp",
+    "DropPGEventsGroupOp",
     "InstallPGEventsOp",
     "InvalidIdentifierError",
     "InvalidTriggerSpecError",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from .core import arguments
 from .core.identifiers import (
     check_event_schema,
+    check_group_name,
     qualified_table,
     quote_identifier,
     quote_literal,
@@ -46,7 +47,9 @@ __all__ = [
     "check_no_events_sql",
     "check_table_sql",
     "check_version",
+    "create_group_sql",
     "create_trigger_sql",
+    "drop_group_sql",
     "drop_trigger_sql",
     "install_sql",
     "uninstall_sql",
@@ -183,3 +186,20 @@ def drop_trigger_sql(spec: TriggerSpec, version: int = CURRENT_VERSION) -> list[
         render(version, "drop_trigger", {**tokens, "trigger": quote_identifier(TRIGGER_NAMES[event])})
         for event in spec.events
     ]
+
+
+def create_group_sql(pgevents_schema: str, group: str, version: int) -> str:
+    """Register the consumer group ``group`` (artifact 5 on); refused if it is registered already."""
+    return render(version, "create_group", _group_tokens(pgevents_schema, group))
+
+
+def drop_group_sql(pgevents_schema: str, group: str, version: int) -> str:
+    """Remove the consumer group ``group``, its retries and dead letters; refused if it is not registered."""
+    return render(version, "drop_group", _group_tokens(pgevents_schema, group))
+
+
+def _group_tokens(pgevents_schema: str, group: str) -> dict[str, str]:
+    return {
+        "schema": quote_identifier(check_event_schema(pgevents_schema)),
+        "group": quote_literal(check_group_name(group)),
+    }

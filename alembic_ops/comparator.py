@@ -25,6 +25,14 @@ Filters apply per table, as Alembic applies them to tables:
 
 Excluded tables get no ops, and an event schema whose triggers an excluded
 table still uses is not uninstalled.
+
+Consumer groups (artifact 5 on): each group a metadata declares
+(``declare_group``, the app's ``PGEVENTS_GROUP``) belongs to the event schemas
+of that metadata's declared specs. Where the artifact in effect after this
+revision (installed, or installed or upgraded by it) has groups, a declared
+group the database lacks gets a ``CreatePGEventsGroupOp`` after the installs.
+``default`` never does (the artifact registers it), and no group is ever
+dropped: another application may share the database and read through it.
 """
 
 from __future__ import annotations
@@ -40,11 +48,14 @@ from alembic.operations import MigrateOperation
 from alembic.operations.ops import DropTableOp, UpgradeOps
 
 from .artifacts import CURRENT_VERSION
-from .core.catalog import InstalledState, read_artifacts, read_installed
-from .core.declarations import declared_specs, merge_specs
+from .core.catalog import InstalledState, read_artifacts, read_groups, read_installed
+from .core.declarations import declared_groups, declared_specs, merge_specs
 from .core.errors import UncapturableTableError, UnknownArtifactVersionError
+from .core.names import DEFAULT_GROUP, LOG_VERSION
 from .core.spec import TableKey, TriggerSpec, check_capturable
+from .manifest import DRAFT_VERSIONS, drafts_allowed
 from .ops import (
+    CreatePGEventsGroupOp,
     CreatePGEventTriggerOp,
     DropPGEventTriggerOp,
     InstallPGEventsOp,
@@ -153,12 +164,48 @@ def _installed(autogen_context: AutogenContext) -> InstalledState:
     assert connection is not None
     state = read_installed(connection, connection.dialect.default_schema_name)
     for schema, version in state.artifacts.items():
+        if version >= LOG_VERSION:
+            state.groups[schema] = read_groups(connection, schema)
+        if version in DRAFT_VERSIONS and drafts_allowed():
+            continue  # a scratch database trying the draft (PGEVENTS_DRAFT_ARTIFACTS=1)
         if version > CURRENT_VERSION:
             raise UnknownArtifactVersionError(
                 f"the database has pgevents artifact version {version} in schema {schema!r}, "
                 f"newer than this library's {CURRENT_VERSION}; upgrade pgevents-migrate"
             )
     return state
+
+
+def _declared_groups(autogen_context: AutogenContext) -> dict[str, set[str]]:
+    """Declared consumer groups but ``default``, by the event schema of their metadata's specs."""
+    groups: dict[str, set[str]] = {}
+    for metadata in _metadatas(autogen_context):
+        names = declared_groups(metadata) - {DEFAULT_GROUP}
+        for spec in declared_specs(metadata).values():
+            groups.setdefault(spec.pgevents_schema, set()).update(names)
+    return groups
+
+
+def _group_creates(
+    state: InstalledState, declared: dict[str, set[str]], versions: dict[str, int]
+) -> list[CreatePGEventsGroupOp]:
+    """Registrations of the declared groups the database lacks, where the artifact in effect has groups.
+
+    ``versions`` is each event schema's artifact version once this revision's
+    installs and upgrades ran; an artifact installed or upgraded by them has
+    no group but ``default`` yet.
+    """
+    creates: list[CreatePGEventsGroupOp] = []
+    for schema, groups in sorted(declared.items()):
+        version = versions.get(schema, 0)
+        if version < LOG_VERSION:
+            continue
+        had_groups = state.artifacts.get(schema, 0) >= LOG_VERSION
+        registered = state.groups.get(schema, frozenset()) if had_groups else frozenset()
+        creates.extend(
+            CreatePGEventsGroupOp(group, schema, version=version) for group in sorted(groups - registered)
+        )
+    return creates
 
 
 def hide_event_schemas(
@@ -177,7 +224,7 @@ def hide_event_schemas(
 def compare_pgevents(
     autogen_context: AutogenContext, upgrade_ops: UpgradeOps, schemas: set[str | None]
 ) -> Any:
-    """Emit the ops that bring installed triggers in line with the declarations."""
+    """Emit the ops that bring installed triggers and groups in line with the declarations."""
     connection = autogen_context.connection
     assert connection is not None
     state = _installed(autogen_context)
@@ -231,8 +278,14 @@ def compare_pgevents(
         for schema, version in sorted(state.artifacts.items())
         if schema in kept and version < CURRENT_VERSION
     ]
+    versions = {
+        **state.artifacts,
+        **{op.schema: op.version for op in installs},
+        **{op.schema: op.to_version for op in upgrades},
+    }
+    groups = _group_creates(state, _declared_groups(autogen_context), versions)
     upgrade_ops.ops[:0] = [*upgrades, *drops, *uninstalls]
-    upgrade_ops.ops.extend([*installs, *creates])
+    upgrade_ops.ops.extend([*installs, *groups, *creates])
 
 
 if DispatchPriority is None:  # pragma: no cover - exercised with older Alembic only

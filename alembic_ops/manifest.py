@@ -4,7 +4,8 @@ A version's ``templates`` map every template name its operations use to a
 file under ``sql/`` (without ``.sql``; a file lives in the folder of the
 version that first shipped it). The operations are ``OPERATIONS``, plus, from
 version 2 on, ``upgrade`` (from the version before) and ``downgrade`` (back to
-it); the other names are what templates include.
+it), and, from version 5 (``LOG_VERSION``) on, ``GROUP_OPERATIONS``; the other
+names are what templates include.
 
 The include rule: a line ``-- #include <name>`` is replaced by the template
 ``<name>`` of the version being built, the one installed or upgraded to; a
@@ -31,11 +32,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .core.errors import UnknownArtifactVersionError
+from .core.names import LOG_VERSION
 
 #: The operations every version renders.
 OPERATIONS = ("install", "uninstall", "check_no_events", "check_table", "create_triggers", "drop_trigger")
 #: The version steps every version but the first renders.
 STEPS = ("upgrade", "downgrade")
+#: The consumer-group operations every version from ``LOG_VERSION`` on renders.
+GROUP_OPERATIONS = ("create_group", "drop_group")
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,8 @@ MANIFEST: tuple[Version, ...] = (
             "uninstall_functions": "v3/uninstall",
             "uninstall_tables": "v5/uninstall_tables",
             "drop_schema": "v1/drop_schema",
+            "create_group": "v5/create_group",
+            "drop_group": "v5/drop_group",
         },
         draft=True,
     ),
@@ -192,6 +198,9 @@ assert ALL_VERSIONS == tuple(range(1, len(MANIFEST) + 1)), "versions are numbere
 assert len(DRAFT_VERSIONS) <= 1, "at most one draft, the newest version"
 assert all(set(OPERATIONS) <= set(v.templates) for v in MANIFEST), "every version renders every operation"
 assert all(set(STEPS) <= set(v.templates) for v in MANIFEST[1:]), "every version but 1 has its steps"
+assert all(set(GROUP_OPERATIONS) <= set(v.templates) for v in MANIFEST[LOG_VERSION - 1 :]), (
+    "every version with consumer groups renders their operations"
+)
 
 
 def drafts_allowed() -> bool:

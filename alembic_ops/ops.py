@@ -8,6 +8,8 @@ Importing this module (``import alembic_ops`` does) registers::
     op.downgrade_pgevents(schema="pgevents", from_version=4, to_version=3)
     op.create_pgevent_trigger("user", schema=None, events=("insert",), ..., version=4)
     op.drop_pgevent_trigger("user", schema=None, events=("insert",), ..., version=4)
+    op.create_pgevents_group("audit", schema="pgevents", version=5)
+    op.drop_pgevents_group("audit", schema="pgevents", version=5)
 
 Each op keeps the artifact version it was rendered with, so the SQL it runs
 never changes after the migration is written. In a migration, ``version=`` is
@@ -26,7 +28,8 @@ from alembic.operations import MigrateOperation, Operations
 from . import artifacts
 from .artifacts import CURRENT_VERSION, check_version
 from .core.errors import ArtifactVersionError, MissingArtifactVersionError
-from .core.identifiers import check_event_schema
+from .core.identifiers import check_event_schema, check_group_name
+from .core.names import LOG_VERSION
 from .core.spec import DEFAULT_EVENT_SCHEMA, EVENTS, TriggerSpec, normalize_columns, normalize_events
 from .statements import execute_all
 
@@ -40,13 +43,16 @@ class _PGEventsOp(MigrateOperation):
     __hash__ = None  # type: ignore[assignment]
 
 
-def frozen_version(version: int | None, call: str) -> int:
-    """The ``version=`` a migration's op names; a one-line error saying why it is needed if none."""
+def frozen_version(version: int | None, call: str, written_now: int = CURRENT_VERSION) -> int:
+    """The ``version=`` a migration's op names; a one-line error saying why it is needed if none.
+
+    ``written_now`` is the version the message suggests: the one a migration written today names.
+    """
     if version is None:
         raise MissingArtifactVersionError(
             f"pgevents: op.{call} needs version=: the artifact version the migration was written for, "
             "so that it runs the same SQL after pgevents-migrate is upgraded; in a migration written "
-            f"now, write version={CURRENT_VERSION} (flask db migrate always writes it)"
+            f"now, write version={written_now} (flask db migrate always writes it)"
         )
     return version
 
@@ -240,6 +246,77 @@ class DropPGEventTriggerOp(_TriggerOp):
         return ("remove_pgevent_trigger", self.spec)
 
 
+def group_version(version: int) -> int:
+    """``version`` if its artifact has consumer groups (``LOG_VERSION`` on), else a clear error."""
+    if check_version(version) < LOG_VERSION:
+        raise ArtifactVersionError(
+            f"pgevents: consumer groups need artifact {LOG_VERSION} or newer (the event log); "
+            f"artifact {version} has none"
+        )
+    return version
+
+
+class _GroupOp(_PGEventsOp):
+    """Base of the ops that register or remove one consumer group (artifact 5 on)."""
+
+    #: The ``op.<name>`` a migration calls.
+    name: ClassVar[str]
+
+    def __init__(self, group: str, schema: str = DEFAULT_EVENT_SCHEMA, *, version: int) -> None:
+        self.group = check_group_name(group)
+        self.schema = check_event_schema(schema)
+        self.version = group_version(version)
+
+    @classmethod
+    def for_group(
+        cls,
+        operations: Operations,
+        name: str,
+        schema: str = DEFAULT_EVENT_SCHEMA,
+        version: int | None = None,
+    ) -> None:
+        """The consumer group ``name`` of the event log in ``schema``; ``version`` (5 on) is required."""
+        version = frozen_version(version, f"{cls.name}({name!r})", max(CURRENT_VERSION, LOG_VERSION))
+        operations.invoke(cls(name, schema, version=version))
+
+
+@Operations.register_operation("create_pgevents_group", "for_group")
+class CreatePGEventsGroupOp(_GroupOp):
+    """Register a consumer group: from now on it gets every event, read by its own workers.
+
+    ``flask db migrate`` writes this op for each group an app declares
+    (``PGEVENTS_GROUP``) that the database lacks, except ``default``, which the
+    artifact registers itself. It never writes ``drop_pgevents_group``: another
+    application may share the database and read through the group. Dropping a
+    group (with its retries and dead letters) is a migration you write by hand.
+    """
+
+    name = "create_pgevents_group"
+
+    def reverse(self) -> DropPGEventsGroupOp:
+        return DropPGEventsGroupOp(self.group, self.schema, version=self.version)
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("add_pgevents_group", self.schema, self.group)
+
+
+@Operations.register_operation("drop_pgevents_group", "for_group")
+class DropPGEventsGroupOp(_GroupOp):
+    """Remove a consumer group with its cursor, retries and dead letters.
+
+    Autogenerate never writes it (see ``CreatePGEventsGroupOp``): write it by
+    hand once no application reads through the group any more.
+    """
+
+    name = "drop_pgevents_group"
+
+    def reverse(self) -> CreatePGEventsGroupOp:
+        return CreatePGEventsGroupOp(self.group, self.schema, version=self.version)
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("remove_pgevents_group", self.schema, self.group)
+
+
 @Operations.implementation_for(InstallPGEventsOp)
 def _install(operations: Operations, op: InstallPGEventsOp) -> None:
     execute_all(operations, [artifacts.install_sql(op.schema, op.version)])
@@ -266,3 +343,13 @@ def _create_trigger(operations: Operations, op: CreatePGEventTriggerOp) -> None:
 @Operations.implementation_for(DropPGEventTriggerOp)
 def _drop_trigger(operations: Operations, op: DropPGEventTriggerOp) -> None:
     execute_all(operations, artifacts.drop_trigger_sql(op.spec, op.version))
+
+
+@Operations.implementation_for(CreatePGEventsGroupOp)
+def _create_group(operations: Operations, op: CreatePGEventsGroupOp) -> None:
+    execute_all(operations, [artifacts.create_group_sql(op.schema, op.group, op.version)])
+
+
+@Operations.implementation_for(DropPGEventsGroupOp)
+def _drop_group(operations: Operations, op: DropPGEventsGroupOp) -> None:
+    execute_all(operations, [artifacts.drop_group_sql(op.schema, op.group, op.version)])

@@ -4,7 +4,8 @@ Registered with Alembic's renderers when ``alembic_ops`` is imported. A
 trigger op is written from its ``TriggerSpec``'s fields: each becomes the
 parameter of ``op.create_pgevent_trigger`` of the same name (positional or
 keyword, as that parameter is), left out while it holds its default, except
-``events``, always written.
+``events``, always written. A group op names its event schema only when it
+is not the default one.
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ import inspect
 from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 
-from .core.spec import TriggerSpec
+from .core.spec import DEFAULT_EVENT_SCHEMA, TriggerSpec
 from .ops import (
+    CreatePGEventsGroupOp,
     CreatePGEventTriggerOp,
     DowngradePGEventsOp,
+    DropPGEventsGroupOp,
     DropPGEventTriggerOp,
     InstallPGEventsOp,
     UninstallPGEventsOp,
     UpgradePGEventsOp,
     _ArtifactOp,
+    _GroupOp,
     _TriggerOp,
     _VersionChangeOp,
 )
@@ -70,6 +74,13 @@ def _render_trigger(autogen_context: AutogenContext, op: _TriggerOp) -> str:
     return f"op.{op.name}({', '.join(args)})"
 
 
+def _render_group(autogen_context: AutogenContext, op: _GroupOp) -> str:
+    _add_import(autogen_context)
+    schema = [] if op.schema == DEFAULT_EVENT_SCHEMA else [f"schema={op.schema!r}"]
+    args = [repr(op.group), *schema, f"version={op.version!r}"]
+    return f"op.{op.name}({', '.join(args)})"
+
+
 @renderers.dispatch_for(InstallPGEventsOp)
 def _render_install(autogen_context: AutogenContext, op: InstallPGEventsOp) -> str:
     return _render_artifact("install_pgevents", autogen_context, op)
@@ -92,3 +103,5 @@ def _render_downgrade(autogen_context: AutogenContext, op: DowngradePGEventsOp) 
 
 renderers.dispatch_for(CreatePGEventTriggerOp)(_render_trigger)
 renderers.dispatch_for(DropPGEventTriggerOp)(_render_trigger)
+renderers.dispatch_for(CreatePGEventsGroupOp)(_render_group)
+renderers.dispatch_for(DropPGEventsGroupOp)(_render_group)

@@ -182,6 +182,8 @@ class InstalledState:
 
     artifacts: dict[str, int] = field(default_factory=dict)
     tables: dict[TableKey, InstalledTable] = field(default_factory=dict)
+    #: Consumer groups by event schema (artifact 5 on), where the comparator read them (``read_groups``).
+    groups: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def read_installed(source: sa.Connection | Cursor, default_schema: str | None = None) -> InstalledState:
@@ -205,6 +207,12 @@ def read_installed(source: sa.Connection | Cursor, default_schema: str | None = 
         )
         table.triggers.append(_trigger(row))
     return state
+
+
+def read_groups(connection: sa.Connection, pgevents_schema: str) -> frozenset[str]:
+    """The consumer groups registered in the event schema ``pgevents_schema`` (artifact 5 on)."""
+    table = sa.table("consumer_group", sa.column("name"), schema=pgevents_schema)
+    return frozenset(connection.execute(sa.select(table.c.name)).scalars())
 
 
 def read_artifacts(source: sa.Connection | Cursor) -> dict[str, int]:

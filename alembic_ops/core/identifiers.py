@@ -18,6 +18,9 @@ from .errors import InvalidIdentifierError
 #: PostgreSQL truncates longer names silently (NAMEDATALEN - 1).
 MAX_IDENTIFIER_BYTES = 63
 
+#: The longest consumer group name (``PGEVENTS_GROUP`` allows as many).
+MAX_GROUP_CHARACTERS = 63
+
 #: The event schema name also names two NOTIFY channels (``<schema>`` and
 #: ``<schema>_broadcast``) and appears inside the capture function's dynamic
 #: SQL, so it is held to plain letters, digits and underscores.
@@ -65,6 +68,26 @@ def check_event_schema(name: object) -> str:
             f"pgevents schema name {name!r} is too long: at most "
             f"{MAX_IDENTIFIER_BYTES - len(LONGEST_CHANNEL_SUFFIX)} characters, because "
             "it also names the NOTIFY channels"
+        )
+    return name
+
+
+def check_group_name(name: object) -> str:
+    """Validate a consumer group's name (artifact 5 on): 1 to 63 characters, no NUL.
+
+    The name is stored as text and reaches SQL only as a quoted literal, so
+    any other character is allowed; the bounds are those of ``PGEVENTS_GROUP``.
+    """
+    if not isinstance(name, str):
+        raise InvalidIdentifierError(f"consumer group name must be a string, got {name!r}")
+    if not name.strip():
+        raise InvalidIdentifierError(f"consumer group name {name!r} must not be empty or blank")
+    if "\x00" in name:
+        raise InvalidIdentifierError(f"consumer group name {name!r} contains a NUL character")
+    if len(name) > MAX_GROUP_CHARACTERS:
+        raise InvalidIdentifierError(
+            f"consumer group name {name!r} is {len(name)} characters long; "
+            f"at most {MAX_GROUP_CHARACTERS} are allowed"
         )
     return name
 
