@@ -13,6 +13,7 @@ from .core import arguments
 from .core.identifiers import (
     check_event_schema,
     check_group_name,
+    check_lanes,
     qualified_table,
     quote_identifier,
     quote_literal,
@@ -188,9 +189,10 @@ def drop_trigger_sql(spec: TriggerSpec, version: int = CURRENT_VERSION) -> list[
     ]
 
 
-def create_group_sql(pgevents_schema: str, group: str, version: int) -> str:
-    """Register the consumer group ``group`` (artifact 5 on); refused if it is registered already."""
-    return render(version, "create_group", _group_tokens(pgevents_schema, group))
+def create_group_sql(pgevents_schema: str, group: str, version: int, lanes: int = 1) -> str:
+    """Register the consumer group ``group`` with ``lanes`` lanes (5 on); refused if registered already."""
+    tokens = {**_group_tokens(pgevents_schema, group), "lanes": str(check_lanes(lanes))}
+    return render(version, "create_group", tokens)
 
 
 def drop_group_sql(pgevents_schema: str, group: str, version: int) -> str:

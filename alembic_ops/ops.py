@@ -28,7 +28,7 @@ from alembic.operations import MigrateOperation, Operations
 from . import artifacts
 from .artifacts import CURRENT_VERSION, check_version
 from .core.errors import ArtifactVersionError, MissingArtifactVersionError
-from .core.identifiers import check_event_schema, check_group_name
+from .core.identifiers import check_event_schema, check_group_name, check_lanes
 from .core.names import LOG_VERSION
 from .core.spec import DEFAULT_EVENT_SCHEMA, EVENTS, TriggerSpec, normalize_columns, normalize_events
 from .statements import execute_all
@@ -262,10 +262,13 @@ class _GroupOp(_PGEventsOp):
     #: The ``op.<name>`` a migration calls.
     name: ClassVar[str]
 
-    def __init__(self, group: str, schema: str = DEFAULT_EVENT_SCHEMA, *, version: int) -> None:
+    def __init__(
+        self, group: str, schema: str = DEFAULT_EVENT_SCHEMA, *, version: int, lanes: int = 1
+    ) -> None:
         self.group = check_group_name(group)
         self.schema = check_event_schema(schema)
         self.version = group_version(version)
+        self.lanes = check_lanes(lanes)
 
     @classmethod
     def for_group(
@@ -274,10 +277,15 @@ class _GroupOp(_PGEventsOp):
         name: str,
         schema: str = DEFAULT_EVENT_SCHEMA,
         version: int | None = None,
+        lanes: int = 1,
     ) -> None:
-        """The consumer group ``name`` of the event log in ``schema``; ``version`` (5 on) is required."""
+        """The consumer group ``name`` of the event log in ``schema``; ``version`` (5 on) is required.
+
+        ``lanes`` (creating): how many workers may read the group's log at
+        once; all events of one row go to one lane.
+        """
         version = frozen_version(version, f"{cls.name}({name!r})", max(CURRENT_VERSION, LOG_VERSION))
-        operations.invoke(cls(name, schema, version=version))
+        operations.invoke(cls(name, schema, version=version, lanes=lanes))
 
 
 @Operations.register_operation("create_pgevents_group", "for_group")
@@ -294,7 +302,7 @@ class CreatePGEventsGroupOp(_GroupOp):
     name = "create_pgevents_group"
 
     def reverse(self) -> DropPGEventsGroupOp:
-        return DropPGEventsGroupOp(self.group, self.schema, version=self.version)
+        return DropPGEventsGroupOp(self.group, self.schema, version=self.version, lanes=self.lanes)
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
         return ("add_pgevents_group", self.schema, self.group)
@@ -311,7 +319,7 @@ class DropPGEventsGroupOp(_GroupOp):
     name = "drop_pgevents_group"
 
     def reverse(self) -> CreatePGEventsGroupOp:
-        return CreatePGEventsGroupOp(self.group, self.schema, version=self.version)
+        return CreatePGEventsGroupOp(self.group, self.schema, version=self.version, lanes=self.lanes)
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
         return ("remove_pgevents_group", self.schema, self.group)
@@ -347,7 +355,7 @@ def _drop_trigger(operations: Operations, op: DropPGEventTriggerOp) -> None:
 
 @Operations.implementation_for(CreatePGEventsGroupOp)
 def _create_group(operations: Operations, op: CreatePGEventsGroupOp) -> None:
-    execute_all(operations, [artifacts.create_group_sql(op.schema, op.group, op.version)])
+    execute_all(operations, [artifacts.create_group_sql(op.schema, op.group, op.version, op.lanes)])
 
 
 @Operations.implementation_for(DropPGEventsGroupOp)

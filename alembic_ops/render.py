@@ -77,7 +77,8 @@ def _render_trigger(autogen_context: AutogenContext, op: _TriggerOp) -> str:
 def _render_group(autogen_context: AutogenContext, op: _GroupOp) -> str:
     _add_import(autogen_context)
     schema = [] if op.schema == DEFAULT_EVENT_SCHEMA else [f"schema={op.schema!r}"]
-    args = [repr(op.group), *schema, f"version={op.version!r}"]
+    lanes = [f"lanes={op.lanes!r}"] if op.lanes != 1 and isinstance(op, CreatePGEventsGroupOp) else []
+    args = [repr(op.group), *schema, *lanes, f"version={op.version!r}"]
     return f"op.{op.name}({', '.join(args)})"
 
 

@@ -1,7 +1,7 @@
 """``LogQueue``: one consumer group's statements on the event log of artifact 5.
 
 The statements live, named, in ``sql/log_queries.sql``; they call the cursor
-functions the artifact installs (``fetch``, ``ack``, ``take_lease`` ...).
+functions the artifact installs (``fetch``, ``ack``, ``take_lane`` ...).
 The connection must be in autocommit mode: ``fetch`` runs alone in its
 transaction. Failed events are copied out of the log into ``retry``, where
 every worker of the group claims them as the job table's claims work:
@@ -76,6 +76,9 @@ class LogQueue:
         try:
             cur.execute(self._sql[name], {"group": self.group, **params})
         except psycopg2.Error as exc:
+            conn = cur.connection
+            if conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_INERROR:
+                conn.rollback()  # a statement of BEGIN; ack; COMMIT; fetch failed: end its block
             if exc.pgcode == _LEASE_LOST:
                 raise LeaseLost(str(exc)) from exc
             if exc.pgcode == _NO_GROUP:
@@ -100,7 +103,7 @@ class LogQueue:
             f"PGEVENTS_GROUP must name a registered group (the artifact registers 'default')"
         )
 
-    # -- the reader lease ----------------------------------------------------
+    # -- the lanes' leases ---------------------------------------------------
 
     def groups(self, conn: Connection) -> list[str]:
         """Every registered consumer group of the schema."""
@@ -109,40 +112,58 @@ class LogQueue:
     def group_exists(self, conn: Connection) -> bool:
         return bool(self._run(conn, "group_exists")[0][0])
 
-    def take_lease(self, conn: Connection, owner: str, lease: float) -> int | None:
-        """The new epoch of the group's reader lease, or None while another worker holds it."""
-        epoch = self._run(conn, "take_lease", owner=owner, lease=lease)[0][0]
-        return None if epoch is None else int(epoch)
+    def take_lane(self, conn: Connection, owner: str, lease: float) -> tuple[int, int] | None:
+        """One more lane (and its epoch) while ``owner`` holds fewer than its share; None otherwise."""
+        rows = self._run(conn, "take_lane", owner=owner, lease=lease)
+        return (int(rows[0][0]), int(rows[0][1])) if rows else None
 
-    def renew_lease(self, conn: Connection, epoch: int, lease: float) -> bool:
-        return bool(self._run(conn, "renew_lease", epoch=epoch, lease=lease)[0][0])
+    def renew_lease(self, conn: Connection, lane: int, epoch: int, lease: float) -> bool:
+        return bool(self._run(conn, "renew_lease", lane=lane, epoch=epoch, lease=lease)[0][0])
 
-    def release_lease(self, conn: Connection, epoch: int) -> None:
-        self._run(conn, "release_lease", epoch=epoch)
+    def release_lease(self, conn: Connection, lane: int, epoch: int) -> None:
+        """Give ``lane`` up and wake the workers waiting for one."""
+        self._run(conn, "release_lease", lane=lane, epoch=epoch)
+        self.wake(conn)
+
+    def release_lanes(self, conn: Connection, owner: str) -> None:
+        """Give up every lane ``owner`` holds and wake the workers waiting for one."""
+        self._run(conn, "release_lanes", owner=owner)
+        self.wake(conn)
+
+    def wake(self, conn: Connection) -> None:
+        """NOTIFY the group's workers (on the schema's wake-up channel)."""
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_notify(%s, '')", (wakeup_channel(self.schema),))
+
+    def surplus(self, conn: Connection, owner: str, recent: float) -> bool:
+        """Whether ``owner`` holds more lanes than its share while a worker asked for one lately."""
+        return bool(self._run(conn, "surplus", owner=owner, recent=recent)[0][0])
 
     # -- reading the log -----------------------------------------------------
 
-    def fetch(self, conn: Connection, epoch: int, page: int) -> list[ClaimRow]:
-        """The next ``page`` events of the group's cursor; ``LeaseLost`` once another reader took over."""
-        return self._rows(conn, "fetch", epoch=epoch, page=page)
+    def fetch(self, conn: Connection, lane: int, epoch: int, page: int) -> list[ClaimRow]:
+        """The next ``page`` events of ``lane``; ``LeaseLost`` once another reader took it over."""
+        return self._rows(conn, "fetch", lane=lane, epoch=epoch, page=page)
 
-    def ack(self, conn: Connection, epoch: int, handled_id: int, close: bool) -> None:
-        """Acknowledge the open window up to ``handled_id`` (all of it with ``close``)."""
-        if not self._run(conn, "ack", epoch=epoch, id=handled_id, close=close)[0][0]:
-            raise LeaseLost(f"group {self.group!r}: another reader took the lease")
+    def ack(self, conn: Connection, lane: int, epoch: int, handled_id: int, close: bool) -> None:
+        """Acknowledge the lane's open window up to ``handled_id`` (all of it with ``close``)."""
+        if not self._run(conn, "ack", lane=lane, epoch=epoch, id=handled_id, close=close)[0][0]:
+            raise LeaseLost(f"group {self.group!r}: another reader took lane {lane}")
 
     def ack_and_fetch(
-        self, conn: Connection, epoch: int, handled_id: int, close: bool, page: int
+        self, conn: Connection, lane: int, epoch: int, handled_id: int, close: bool, page: int
     ) -> list[ClaimRow]:
         """``ack`` then ``fetch`` in one round trip: BEGIN and COMMIT keep ``fetch`` alone in its transaction.
 
         A lease lost shows as ``LeaseLost`` from the fetch.
         """
-        return self._rows(conn, "ack_then_fetch", epoch=epoch, id=handled_id, close=close, page=page)
+        params = {"lane": lane, "epoch": epoch, "id": handled_id, "close": close, "page": page}
+        return self._rows(conn, "ack_then_fetch", **params)
 
     def retry_later(
         self,
         conn: Connection,
+        lane: int,
         epoch: int,
         claim: Claim,
         delay: float,
@@ -158,13 +179,13 @@ class LogQueue:
             "done": list(done),
             "ordered": ordered,
         }
-        if not self._run(conn, "retry_later", epoch=epoch, **params)[0][0]:
-            raise LeaseLost(f"group {self.group!r}: another reader took the lease")
+        if not self._run(conn, "retry_later", lane=lane, epoch=epoch, **params)[0][0]:
+            raise LeaseLost(f"group {self.group!r}: another reader took lane {lane}")
 
-    def hold(self, conn: Connection, epoch: int, claim: Claim) -> None:
+    def hold(self, conn: Connection, lane: int, epoch: int, claim: Claim) -> None:
         """Copy an ordered event, unattempted, behind the ordered retries of its row."""
-        if not self._run(conn, "hold", epoch=epoch, id=claim.event.id)[0][0]:
-            raise LeaseLost(f"group {self.group!r}: another reader took the lease")
+        if not self._run(conn, "hold", lane=lane, epoch=epoch, id=claim.event.id)[0][0]:
+            raise LeaseLost(f"group {self.group!r}: another reader took lane {lane}")
 
     def held_rows(self, conn: Connection, rows: Sequence[ClaimRow]) -> set[RowKey]:
         """The rows among those of ``rows`` whose ordered events wait in the group's retries."""
@@ -232,7 +253,7 @@ class LogQueue:
                 {"group": self.group, "all": ids is None, "ids": list(ids or ())},
             )
             count = cur.rowcount
-            cur.execute("SELECT pg_notify(%s, '')", (wakeup_channel(self.schema),))
+        self.wake(conn)
         return int(count)
 
     def replay(
@@ -254,7 +275,7 @@ class LogQueue:
         with conn.cursor() as cur:
             cur.execute(self._sql["replay"], {"group": self.group, **params})
             count = cur.rowcount
-            cur.execute("SELECT pg_notify(%s, '')", (wakeup_channel(self.schema),))
+        self.wake(conn)
         return int(count)
 
     def purge(self, conn: Connection, table: str, older_than: float) -> int:

@@ -1,14 +1,18 @@
 """``LogReader``: a consumer group's events from the event log (artifact 5) to the callbacks.
 
-One worker of a group at a time holds the group's reader lease and reads the
-log through the group's cursor, page by page in id order, acknowledging each
-page as it asks for the next. The other workers of the group stand by and
-take the lease over once it is released (a worker stopping) or has expired
-(a worker gone). A failed event is copied to the group's ``retry`` table, so
-the cursor moves on; every worker of the group serves the due retries. A
-heartbeat thread renews the lease and the retry claims while callbacks run.
-The reader also rotates the log's partitions, at most every
-``MAINTENANCE_INTERVAL`` seconds (under an advisory lock: one worker at a time).
+A group's events are split by row into lanes (``op.create_pgevents_group``'s
+``lanes``, 1 by default); each lane has its own cursor and reader lease. A
+worker takes lanes while it holds fewer than its share (the lanes over the
+live workers of the group) and reads each through its cursor, page by page in
+id order and the lanes in turns, acknowledging a page as it asks for the next.
+A worker that finds no lane to take says so (``take_lane``), and one holding
+more than its share then gives a lane up at a page boundary; a lane of a
+worker gone is taken once its lease has expired. A failed event is copied to
+the group's ``retry`` table, so the cursor moves on; every worker of the
+group serves the due retries. A heartbeat thread renews the leases and the
+retry claims while callbacks run. A reader also rotates the log's
+partitions, at most every ``MAINTENANCE_INTERVAL`` seconds (under an advisory
+lock: one worker at a time).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from collections.abc import Callable
 from .config import WorkerConfig
 from .dispatch import Dispatcher
 from .log_queue import Key, LeaseLost, LogQueue, RowKey, row_key
-from .queue import Claim, Connection, EventQueue
+from .queue import Claim, ClaimRow, Connection, EventQueue
 
 log = logging.getLogger("pgevents_migrate")
 
@@ -42,76 +46,122 @@ class LogReader:
         self.config = config
         self.queue = LogQueue(config.schema, config.group)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        #: The epoch of the reader lease while this worker holds it.
-        self.epoch: int | None = None
+        #: The lanes this worker reads: lane -> the epoch of its lease.
+        self.lanes: dict[int, int] = {}
         self._connect = connect
-        self._lost = threading.Event()
+        #: Leases (lane, epoch) the heartbeat found taken over.
+        self._lost: set[tuple[int, int]] = set()
         self._closing = threading.Event()
         self._held: set[Key] = set()
         self._held_lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
         self._last_maintenance = 0.0
+        self._last_balance = 0.0
+        self._last_retries = 0.0
 
     @property
     def reading(self) -> bool:
-        """Whether this worker holds the group's reader lease."""
-        return self.epoch is not None
+        """Whether this worker reads at least one lane of its group."""
+        return bool(self.lanes)
+
+    def reset(self, conn: Connection) -> None:
+        """Forget the lanes held (after a reconnect) and give them up, to take them again at once."""
+        with self._held_lock:
+            self.lanes.clear()
+            self._lost.clear()
+        self.queue.release_lanes(conn, self.owner)
 
     def drain(self, conn: Connection, stopping: threading.Event) -> int:
-        """Handle the due retries, then (holding the lease, or taking it) the log; the number handled."""
+        """Handle the due retries, then the lanes held (taking more up to a share); the number handled."""
         handled = self._drain_retries(conn, stopping)
-        if self.epoch is None and not stopping.is_set():
-            self._lost.clear()
-            self.epoch = self.queue.take_lease(conn, self.owner, self.config.lease)
-            if self.epoch is not None:
-                log.info("pgevents: reading the log for group %r", self.config.group)
-        if self.epoch is None or stopping.is_set():
+        if stopping.is_set():
+            return handled
+        self._take_lanes(conn)
+        if not self.lanes:
             return handled
         self._ensure_heartbeat()
-        try:
-            self._maintain_if_due(conn)
-            return handled + self._drain_log(conn, stopping)
-        except LeaseLost:
-            log.warning("pgevents: another worker of group %r took over reading the log", self.config.group)
-            self.epoch = None
-            return handled
+        self._maintain_if_due(conn)
+        return handled + self._drain_lanes(conn, stopping)
 
-    def _drain_log(self, conn: Connection, stopping: threading.Event) -> int:
-        """Read pages until the cursor is at the end of the log (or stopping); acknowledge each page."""
-        assert self.epoch is not None
-        epoch, page = self.epoch, self.config.batch_size
-        # An empty first answer may only have recorded where the cursor's next
-        # window starts (which a later transaction can use): ask once more.
-        rows = self.queue.fetch(conn, epoch, page) or self.queue.fetch(conn, epoch, page)
+    def _take_lanes(self, conn: Connection) -> None:
+        while (taken := self.queue.take_lane(conn, self.owner, self.config.lease)) is not None:
+            lane, epoch = taken
+            with self._held_lock:
+                self.lanes[lane] = epoch
+            log.info("pgevents: reading lane %s of group %r", lane, self.config.group)
+
+    def _drop(self, lane: int, why: str) -> None:
+        with self._held_lock:
+            self.lanes.pop(lane, None)
+        log.info("pgevents: no longer reading lane %s of group %r: %s", lane, self.config.group, why)
+
+    def _drain_lanes(self, conn: Connection, stopping: threading.Event) -> int:
+        """Read the lanes held, a page of each in turn, until every one is at the end (or stopping)."""
         handled = 0
-        while rows:
-            last: int | None = None
-            # Rows whose ordered events wait in retry: their later ones wait behind.
-            held = self.queue.held_rows(conn, rows) if self.dispatcher.has_ordered else set()
-            for row, claim in zip(rows, EventQueue.claims_from_rows(rows), strict=True):
-                if stopping.is_set() or self._lost.is_set():
-                    break
-                handled += self._handle_log_event(conn, epoch, claim, row_key(row), held)
-                last = claim.event.id
-            if self._lost.is_set():
-                raise LeaseLost("the heartbeat could not renew the lease")
-            # Fewer than a page: the window is read to its end, close it.
-            close = last == rows[-1].id and len(rows) < page
-            if stopping.is_set() or last != rows[-1].id:
-                if last is not None:
-                    self.queue.ack(conn, epoch, last, close)
-                return handled
-            assert last is not None
-            rows = self.queue.ack_and_fetch(conn, epoch, last, close, page)
+        page = self.config.batch_size
+        pages: dict[int, list[ClaimRow]] = {}
+        for lane in list(self.lanes):
+            try:
+                # An empty first answer may only have recorded where the cursor's
+                # next window starts (which a later transaction can use): ask again.
+                epoch = self.lanes[lane]
+                pages[lane] = self.queue.fetch(conn, lane, epoch, page) or self.queue.fetch(
+                    conn, lane, epoch, page
+                )
+            except LeaseLost:
+                self._drop(lane, "another worker took it over")
+        while pages and not stopping.is_set():
+            for lane in list(pages):
+                rows = pages.pop(lane)
+                if not rows or lane not in self.lanes:
+                    continue
+                try:
+                    count, rows = self._read_page(conn, lane, rows, stopping)
+                except LeaseLost:
+                    self._drop(lane, "another worker took it over")
+                    continue
+                handled += count
+                handled += self._between_pages(conn, stopping)
+                if rows and self._give_up_surplus(conn, lane):
+                    continue  # its next page is left for the worker that takes it
+                if rows:
+                    pages[lane] = rows
+        if not stopping.is_set():
+            self._give_up_surplus(conn, None)
         return handled
 
+    def _read_page(
+        self, conn: Connection, lane: int, rows: list[ClaimRow], stopping: threading.Event
+    ) -> tuple[int, list[ClaimRow]]:
+        """Handle a page of ``lane``, acknowledge it, fetch the next (none when stopping or at the end)."""
+        epoch, page = self.lanes[lane], self.config.batch_size
+        handled = 0
+        last: int | None = None
+        # Rows whose ordered events wait in retry: their later ones wait behind.
+        held = self.queue.held_rows(conn, rows) if self.dispatcher.has_ordered else set()
+        for row, claim in zip(rows, EventQueue.claims_from_rows(rows), strict=True):
+            if stopping.is_set() or (lane, epoch) in self._lost:
+                break
+            handled += self._handle_log_event(conn, lane, epoch, claim, row_key(row), held)
+            last = claim.event.id
+        if (lane, epoch) in self._lost:
+            raise LeaseLost("the heartbeat could not renew the lease")
+        # Fewer than a page: the window is read to its end, close it.
+        close = last == rows[-1].id and len(rows) < page
+        if stopping.is_set() or last != rows[-1].id:
+            if last is not None:
+                self.queue.ack(conn, lane, epoch, last, close)
+            return handled, []
+        assert last is not None
+        return handled, self.queue.ack_and_fetch(conn, lane, epoch, last, close, page)
+
     def _handle_log_event(
-        self, conn: Connection, epoch: int, claim: Claim, key: RowKey, held: set[RowKey]
+        self, conn: Connection, lane: int, epoch: int, claim: Claim, key: RowKey, held: set[RowKey]
     ) -> int:
         """Run the event's callbacks, or make it wait behind its row's ordered retries; 1 if they ran."""
         ordered = self.dispatcher.ordered(claim.event)
         if ordered and key in held:
-            self.queue.hold(conn, epoch, claim)
+            self.queue.hold(conn, lane, epoch, claim)
             return 0
         outcome = self.dispatcher.run(claim.event)
         if outcome.error is None:
@@ -121,10 +171,33 @@ class LogReader:
             log.error("pgevents: event %s dead-lettered after 1 attempt", claim.event.id)
         else:
             delay = self.config.backoff(1)
-            self.queue.retry_later(conn, epoch, claim, delay, outcome.error, outcome.done, ordered)
+            self.queue.retry_later(conn, lane, epoch, claim, delay, outcome.error, outcome.done, ordered)
             if ordered:
                 held.add(key)
         return 1
+
+    def _between_pages(self, conn: Connection, stopping: threading.Event) -> int:
+        """While a backlog is read: the due retries and the maintenance, at most every poll interval."""
+        if time.monotonic() - self._last_retries < self.config.poll_interval:
+            return 0
+        self._last_retries = time.monotonic()
+        self._maintain_if_due(conn)
+        return self._drain_retries(conn, stopping)
+
+    def _give_up_surplus(self, conn: Connection, lane: int | None) -> bool:
+        """At most every poll interval: give up ``lane`` (else the highest held) if more than a share is held.
+
+        Only at a page boundary: the lane's handled events are acknowledged.
+        """
+        if len(self.lanes) < 2 or time.monotonic() - self._last_balance < self.config.poll_interval:
+            return False
+        self._last_balance = time.monotonic()
+        if not self.queue.surplus(conn, self.owner, 3 * self.config.poll_interval):
+            return False
+        lane = max(self.lanes) if lane is None else lane
+        self.queue.release_lease(conn, lane, self.lanes[lane])
+        self._drop(lane, "another worker of the group waits for a lane")
+        return True
 
     def _drain_retries(self, conn: Connection, stopping: threading.Event) -> int:
         """Claim and handle the group's due retries until none is due."""
@@ -185,21 +258,23 @@ class LogReader:
             self._heartbeat.start()
 
     def _renew(self) -> None:
-        """Every third of a lease: renew the reader lease and the retry claims held, until closed."""
+        """Every third of a lease: renew the lanes' leases and the retry claims held, until closed."""
         conn: Connection | None = None
         try:
             while not self._closing.wait(self.config.lease / 3):
-                epoch = self.epoch
                 with self._held_lock:
+                    lanes = dict(self.lanes)
                     keys = list(self._held)
                 try:
                     if conn is None or conn.closed:
                         conn = self._connect()
-                    if epoch is not None and not self.queue.renew_lease(conn, epoch, self.config.lease):
-                        self._lost.set()
+                    for lane, epoch in lanes.items():
+                        if not self.queue.renew_lease(conn, lane, epoch, self.config.lease):
+                            with self._held_lock:
+                                self._lost.add((lane, epoch))
                     self.queue.extend_retries(conn, keys, self.config.lease)
                 except Exception as exc:
-                    log.warning("pgevents: could not renew the lease (%s); retrying", exc)
+                    log.warning("pgevents: could not renew the leases (%s); retrying", exc)
                     if conn is not None:
                         conn.close()
                     conn = None
@@ -208,8 +283,10 @@ class LogReader:
                 conn.close()
 
     def close(self, conn: Connection | None) -> None:
-        """Stop the heartbeat and give the lease up (on ``conn``, if it is still open)."""
+        """Stop the heartbeat and give the lanes up (on ``conn``, if it is still open)."""
         self._closing.set()
-        epoch, self.epoch = self.epoch, None
-        if epoch is not None and conn is not None and not conn.closed:
-            self.queue.release_lease(conn, epoch)
+        with self._held_lock:
+            held = bool(self.lanes)
+            self.lanes.clear()
+        if held and conn is not None and not conn.closed:
+            self.queue.release_lanes(conn, self.owner)

@@ -163,9 +163,9 @@ class Worker:
         if installed.artifacts[self.config.schema] >= LOG_VERSION:
             if self._log is None:
                 self._log = LogReader(self.dispatcher, self.config, self._heartbeat_connection)
-            self._log.epoch = None  # taken again (at once, if still ours) by the next drain
             if not self._log.queue.group_exists(work):
                 raise self._log.queue.missing_group()
+            self._log.reset(work)  # lanes held before a reconnect are taken again by the next drain
         elif self.dispatcher.has_ordered:
             raise PGEventsError(
                 f"listeners with ordered=True need pgevents artifact {LOG_VERSION} (the event log); "
@@ -232,8 +232,20 @@ class Worker:
     def run_once(self, timeout: float = 0.0) -> int:
         """Handle what is available; if nothing is, wait up to ``timeout`` for more.
 
-        Returns the number of events handled.
+        Returns the number of events handled. Unlike a pass of ``run()``, it
+        gives up the log's lanes it took before it returns (artifact 5 on), so
+        that they are not held between calls (``handle_events``, ``drain``).
         """
+        try:
+            return self._run_once(timeout)
+        finally:
+            if self._log is not None:
+                try:
+                    self._log.close(self._work)
+                except CONNECTION_ERRORS:
+                    pass  # the lanes' leases expire
+
+    def _run_once(self, timeout: float) -> int:
         if self._work is None:
             self.connect()
         self._acknowledge_leftovers()
@@ -244,7 +256,7 @@ class Worker:
         if self._tables[0] and (self._log is None or self._log.reading):
             handled = self._sleep(listen, timeout)
         else:
-            # Broadcasts only, or standing by for the log's reader lease: no
+            # Broadcasts only, or standing by for a lane of the log: no
             # sleeper flag, so writers do not NOTIFY for nothing.
             self._wait(listen, timeout)
         self._purge_if_due()
@@ -508,7 +520,7 @@ class Worker:
                 try:
                     if self._work is None:
                         self.connect()
-                    self.run_once(self.config.poll_interval)
+                    self._run_once(self.config.poll_interval)
                     delay = 0.5
                 except CONNECTION_ERRORS as exc:
                     log.warning(

@@ -123,7 +123,7 @@ def test_offline_upgrade_sql_registers_the_group(database_url: URL, migrations: 
     flask_db(app, "migrate", "-m", "the audit group")
     flask_db(app, "downgrade", "base")
     sql = flask_db(app, "upgrade", "--sql").stdout
-    assert "SELECT pgevents.create_group('audit');" in sql
+    assert "SELECT pgevents.create_group('audit', 1);" in sql
     execute(dsn, "DROP TABLE alembic_version")
     execute(dsn, sql)  # psycopg2 with no parameters: exactly the printed text
     assert groups(dsn) == ["audit", "default"]
@@ -239,7 +239,16 @@ def test_group_ops_reverse_each_other_and_name_their_schema_only_when_not_defaul
     create = CreatePGEventsGroupOp("audit", "ev", version=LOG_VERSION)
     assert create.reverse() == DropPGEventsGroupOp("audit", "ev", version=LOG_VERSION)
     assert create.reverse().reverse() == create
-    code = render_python_code(UpgradeOps(ops=[create, CreatePGEventsGroupOp("audit", version=LOG_VERSION)]))
+    wide = CreatePGEventsGroupOp("wide", version=LOG_VERSION, lanes=4)
+    assert wide.reverse().reverse() == wide
+    code = render_python_code(
+        UpgradeOps(ops=[create, CreatePGEventsGroupOp("audit", version=LOG_VERSION), wide, wide.reverse()])
+    )
+    assert f"op.create_pgevents_group('wide', lanes=4, version={LOG_VERSION})" in code
+    assert f"op.drop_pgevents_group('wide', version={LOG_VERSION})" in code
+    for lanes in (0, 257, "2", True):
+        with pytest.raises(InvalidIdentifierError, match="lanes must be an integer from 1 to 256"):
+            CreatePGEventsGroupOp("wide", version=LOG_VERSION, lanes=lanes)  # type: ignore[arg-type]
     assert f"op.create_pgevents_group('audit', schema='ev', version={LOG_VERSION})" in code
     assert f"op.create_pgevents_group('audit', version={LOG_VERSION})" in code
 

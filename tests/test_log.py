@@ -21,23 +21,25 @@ def read_all(dsn: str, group: str = "default", page: int = 50) -> list[int]:
     ids: list[int] = []
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT pgevents.take_lease(%s, 'test', 60)", (group,))
+            cur.execute("SELECT * FROM pgevents.take_lane(%s, 'test', 60)", (group,))
             row = cur.fetchone()
-            assert row is not None and row[0] is not None
-            epoch = row[0]
+            assert row is not None and row[0] == 0
+            epoch = row[1]
             empty = 0
             while empty < 3:
-                cur.execute("SELECT id FROM pgevents.fetch(%s, %s, %s, '0')", (group, epoch, page))
+                cur.execute("SELECT id FROM pgevents.fetch(%s, 0, %s, %s, '0')", (group, epoch, page))
                 got = [r[0] for r in cur.fetchall()]
                 ids += got
                 if got:
                     empty = 0
                     cur.execute(
-                        "SELECT pgevents.ack(%s, %s, %s, %s)", (group, epoch, got[-1], len(got) < page)
+                        "SELECT pgevents.ack(%s, 0, %s, %s, %s)", (group, epoch, got[-1], len(got) < page)
                     )
                     assert cur.fetchone() == (True,)
                 else:
                     empty += 1
+            # Give the lane back, so that the next reader (or this helper again) takes it at once.
+            cur.execute("UPDATE pgevents.group_cursor SET owner = NULL WHERE owner = 'test'")
     finally:
         conn.close()
     return ids
@@ -90,6 +92,66 @@ def test_rotation_truncates_only_what_every_group_passed(log_dsn: str) -> None:
         (0, "empty"),
         (1, "current"),
     ]
+
+
+def test_a_partition_a_reader_is_in_the_middle_of_is_not_truncated(log_dsn: str) -> None:
+    execute(log_dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 20) i")
+    execute(log_dsn, "SELECT pgevents.rotate(1)")  # writers move to event_1
+    conn = psycopg2.connect(log_dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT taken_epoch FROM pgevents.take_lane('default', 'test', 60)")
+            (epoch,) = cur.fetchone() or (None,)
+            page: list[int] = []
+            while not page:  # the first fetch may only record where the window starts
+                cur.execute("SELECT id FROM pgevents.fetch('default', 0, %s, 5, '0')", (epoch,))
+                page = [r[0] for r in cur.fetchall()]
+            assert len(page) == 5  # mid-batch: a window of 20 is open, 5 handled
+            for _ in range(3):
+                execute(log_dsn, "SELECT pgevents.rotate(1000)")
+            assert fetch(log_dsn, "SELECT count(*) FROM pgevents.event_0") == [(20,)]
+            cur.execute("SELECT pgevents.ack('default', 0, %s, %s, false)", (epoch, page[-1]))
+            execute(log_dsn, "SELECT pgevents.rotate(1000)")
+            assert fetch(log_dsn, "SELECT count(*) FROM pgevents.event_0") == [(20,)]
+            cur.execute("UPDATE pgevents.group_cursor SET owner = NULL WHERE owner = 'test'")
+    finally:
+        conn.close()
+    assert len(read_all(log_dsn)) == 15  # a new reader goes on after the acknowledged five
+    execute(log_dsn, "SELECT pgevents.rotate(1000)")
+    assert fetch(log_dsn, "SELECT count(*) FROM pgevents.event_0") == [(0,)]
+
+
+def test_a_failed_event_copied_twice_and_a_reader_lagging_while_it_reads(log_dsn: str) -> None:
+    execute(log_dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 5) i")
+    execute(log_dsn, "SELECT pgevents.rotate(1)")  # writers move to event_1
+    conn = psycopg2.connect(log_dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT taken_epoch FROM pgevents.take_lane('default', 'test', 60)")
+            (epoch,) = cur.fetchone() or (None,)
+            page: list[int] = []
+            while not page:
+                cur.execute("SELECT id FROM pgevents.fetch('default', 0, %s, 50, '0')", (epoch,))
+                page = [r[0] for r in cur.fetchall()]
+            # A page read again after a crash copies its failure again: not a lost lease.
+            for _ in range(2):
+                cur.execute(
+                    "SELECT pgevents.retry_later('default', 0, %s, %s, 1, 'boom', '{}')", (epoch, page[0])
+                )
+                assert cur.fetchone() == (True,)
+            cur.execute(
+                "SELECT pgevents.retry_later('default', 0, %s, %s, 1, 'boom', '{}')", (epoch + 1, page[0])
+            )
+            assert cur.fetchone() == (False,)
+            # A group a worker reads is never skipped, however far behind.
+            execute(log_dsn, "SELECT pgevents.rotate(1000, max_lag => '0')")
+            cur.execute("SELECT pgevents.rotate(1000, max_lag => '0')")
+            assert fetch(log_dsn, "SELECT skipped_at FROM pgevents.consumer_group") == [(None,)]
+            assert fetch(log_dsn, "SELECT count(*) FROM pgevents.retry") == [(1,)]
+    finally:
+        conn.close()
 
 
 def test_upgrade_from_4_carries_pending_events(run_ops: RunOps, dsn: str) -> None:

@@ -25,7 +25,7 @@ from pgevents_migrate import Event, PGEvents
 from pgevents_migrate import log_reader as log_reader_module
 from pgevents_migrate.extension import libpq_dsn
 from tests.apps import TEST_VERSION_VARIABLE
-from tests.pg import execute, fetch, wait_for
+from tests.pg import RunOps, execute, fetch, wait_for
 
 LOG = 5
 
@@ -54,8 +54,8 @@ def make_app(database_url: URL, recorder: Recorder, **config: Any) -> tuple[Flas
         PGEVENTS_POLL_INTERVAL=0.2,
         PGEVENTS_RETRY_BACKOFF=0.2,
         PGEVENTS_BATCH_SIZE=20,
-        **config,
     )
+    app.config.update(config)
     db = SQLAlchemy(app)
     pgevents = PGEvents(app, db)
 
@@ -191,17 +191,23 @@ def test_one_reader_per_group_and_a_standby_takes_over(database_url: URL, dsn: s
         reader = pgevents.worker()
     with other_app.app_context():
         standby = other_events.worker()
+    reading = threading.Thread(target=reader.run)
+    reading.start()
     execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 10) i")
-    assert reader.run_once() == 10
+    try:
+        wait_for(lambda: len(first.calls) == 10)
+        owner = fetch(dsn, "SELECT owner FROM pgevents.group_cursor")[0][0]
+        assert owner is not None and owner == reader._log.owner  # type: ignore[union-attr]
+        assert standby.run_once() == 0  # the lane is the reader's
+    finally:
+        reader.stop()
+        reading.join(10)
+    # The reader gave its lane up on stopping (and woke the standby's LISTEN).
+    assert fetch(dsn, "SELECT owner FROM pgevents.group_cursor") == [(None,)]
     execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(11, 20) i")
-    assert standby.run_once() == 0  # the lease is the reader's
-    owner = fetch(dsn, "SELECT owner FROM pgevents.group_cursor")[0][0]
-    assert owner is not None and owner == reader._log.owner  # type: ignore[union-attr]
     thread = threading.Thread(target=standby.run)
     thread.start()
     try:
-        reader.stop()
-        reader.run()  # returns at once: gives the lease up
         wait_for(lambda: len(second.calls) == 10)
         execute(dsn, "INSERT INTO item VALUES (21, 0)")
         wait_for(lambda: len(second.calls) == 11)
@@ -209,6 +215,16 @@ def test_one_reader_per_group_and_a_standby_takes_over(database_url: URL, dsn: s
         standby.stop()
         thread.join(10)
     assert sorted(first.rows() + second.rows()) == list(range(1, 22))
+
+
+def test_handle_events_gives_the_lanes_up_between_calls(
+    setup: tuple[Flask, PGEvents, Recorder], dsn: str
+) -> None:
+    app, pgevents, _ = setup
+    execute(dsn, "INSERT INTO item VALUES (1, 0)")
+    assert drain(app, pgevents) == 1
+    # Not held between calls: a worker of the group (e.g. `flask pgevents run`) can read at once.
+    assert fetch(dsn, "SELECT owner FROM pgevents.group_cursor") == [(None,)]
 
 
 def test_the_reader_rotates_the_log_and_loses_nothing(
@@ -480,10 +496,6 @@ def test_a_group_nobody_runs_is_reported_then_skipped_past_the_bound(
     assert fetch(dsn, "SELECT skipped_at FROM pgevents.consumer_group WHERE name = 'idle'") == [(None,)]
 
     app.config["PGEVENTS_GROUP_MAX_LAG"] = 0.001
-    reader = pgevents._apps[app].local_worker
-    assert reader is not None
-    reader.stop()
-    reader.run()  # gives the lease up at once, for a worker with the new bound
     with app.app_context():
         worker = pgevents.worker()
 
@@ -504,3 +516,61 @@ def test_a_group_nobody_runs_is_reported_then_skipped_past_the_bound(
     # It gets what is written from now on.
     execute(dsn, "INSERT INTO item VALUES (100, 0)")
     assert fetch(dsn, "SELECT pgevents.pending('idle')") == [(1,)]
+
+
+class SharedRecorder:
+    """Records (row, event id, worker thread) per call; each call takes 10 ms."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: list[tuple[int, int, str]] = []
+
+    def __call__(self, event: Event) -> None:
+        time.sleep(0.01)
+        assert event.id is not None
+        with self.lock:
+            self.calls.append((event.row_id, event.id, threading.current_thread().name))
+
+
+def test_three_workers_share_a_group_of_three_lanes_and_keep_each_rows_order(
+    database_url: URL, dsn: str, run_ops: RunOps
+) -> None:
+    from tests.test_runtime import _install
+
+    recorder = SharedRecorder()
+    apps = []
+    for _ in range(3):
+        app, pgevents, db = make_app(database_url, Recorder(), PGEVENTS_GROUP="par", PGEVENTS_BATCH_SIZE=10)
+        pgevents.listeners.clear()
+        pgevents.listen("item", {"insert", "update"}, recorder)
+        apps.append((app, pgevents, db))
+    _install(apps[0][0], apps[0][2])
+    run_ops(lambda op: op.create_pgevents_group("par", lanes=3, version=LOG))
+    execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 30) i")
+    for n in range(1, 10):
+        execute(dsn, f"UPDATE item SET a = {n}")
+    workers = []
+    for app, pgevents, _ in apps:
+        with app.app_context():
+            workers.append(pgevents.worker())
+    threads = [threading.Thread(target=w.run, name=f"worker-{n}") for n, w in enumerate(workers)]
+    threads[0].start()
+    wait_for(lambda: len(recorder.calls) >= 20, timeout=10)  # the first one reads all three lanes
+    for thread in threads[1:]:
+        thread.start()
+    try:
+        wait_for(lambda: len(recorder.calls) >= 300, timeout=60)
+    finally:
+        for worker in workers:
+            worker.stop()
+        for thread in threads:
+            thread.join(10)
+    ids = [event_id for _, event_id, _ in recorder.calls]
+    assert len(ids) == len(set(ids)) == 300  # each event once
+    for row in range(1, 31):
+        row_ids = [event_id for r, event_id, _ in recorder.calls if r == row]
+        assert row_ids == sorted(row_ids)  # a row's events in order: one lane, one reader
+    by_worker = {name for _, _, name in recorder.calls}
+    assert by_worker == {"worker-0", "worker-1", "worker-2"}, by_worker
+    owners = fetch(dsn, "SELECT count(DISTINCT owner) FROM pgevents.group_cursor WHERE group_name = 'par'")
+    assert owners == [(0,)]  # each gave its lanes up on stopping

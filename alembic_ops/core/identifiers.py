@@ -92,6 +92,17 @@ def check_group_name(name: object) -> str:
     return name
 
 
+#: The most lanes a consumer group may have (consumer_group.lanes' CHECK).
+MAX_LANES = 256
+
+
+def check_lanes(lanes: object) -> int:
+    """Validate a consumer group's lane count: an integer from 1 to ``MAX_LANES``."""
+    if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= MAX_LANES:
+        raise InvalidIdentifierError(f"lanes must be an integer from 1 to {MAX_LANES}, got {lanes!r}")
+    return lanes
+
+
 def quote_identifier(name: str, what: str = "identifier") -> str:
     """Quote ``name`` as a PostgreSQL identifier where it needs quoting."""
     return str(_PREPARER.quote(check_identifier(name, what)))

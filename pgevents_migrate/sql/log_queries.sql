@@ -7,37 +7,52 @@
 --
 -- A retry claim is (id, attempts), as a claim of the job table is.
 
--- take_lease --
--- Take the group's reader lease for %(owner)s; the new epoch, or NULL while another reader holds it
-SELECT {s}.take_lease(%(group)s, %(owner)s, %(lease)s);
+-- take_lane --
+-- Take one more lane of the group for %(owner)s while it holds fewer than its share: (lane, epoch), or no row
+SELECT taken_lane, taken_epoch FROM {s}.take_lane(%(group)s, %(owner)s, %(lease)s);
 
 -- renew_lease --
--- Renew the reader lease held with %(epoch)s; false once another reader took it
-SELECT {s}.renew_lease(%(group)s, %(epoch)s, %(lease)s);
+-- Renew the lease of %(lane)s held with %(epoch)s; false once another reader took it
+SELECT {s}.renew_lease(%(group)s, %(lane)s, %(epoch)s, %(lease)s);
 
 -- release_lease --
--- Give up the reader lease held with %(epoch)s, so that another worker takes it at once
+-- Give up the lease of %(lane)s held with %(epoch)s, so that another worker takes it at once
 UPDATE {s}.group_cursor
    SET owner = NULL, lease_until = NULL
- WHERE group_name = %(group)s AND epoch = %(epoch)s;
+ WHERE group_name = %(group)s AND lane = %(lane)s AND epoch = %(epoch)s;
+
+-- release_lanes --
+-- Give up every lane %(owner)s holds (a worker reconnecting or stopping)
+UPDATE {s}.group_cursor
+   SET owner = NULL, lease_until = NULL
+ WHERE group_name = %(group)s AND owner = %(owner)s;
+
+-- surplus --
+-- Whether %(owner)s holds more lanes than its share while a worker waits for one (asked in %(recent)s s)
+SELECT coalesce(count(*) FILTER (WHERE c.owner = %(owner)s)
+                > ceil(max(g.lanes)::numeric / (count(DISTINCT c.owner) + 1)), false)
+  FROM {s}.consumer_group g
+  JOIN {s}.group_cursor c
+    ON c.group_name = g.name AND c.owner IS NOT NULL AND c.lease_until >= clock_timestamp()
+ WHERE g.name = %(group)s AND g.wanted_at > clock_timestamp() - make_interval(secs => %(recent)s);
 
 -- fetch --
--- The next %(page)s events of the group's cursor (the columns a claim returns)
+-- The next %(page)s events of the lane's cursor (the columns a claim returns)
 SELECT id, op, schema_name, table_name, pk::text AS pk, old::text AS old, new::text AS new,
        changed, txid::text AS txid, created_at, 1 AS attempts, NULL::text[] AS done
-  FROM {s}.fetch(%(group)s, %(epoch)s, %(page)s);
+  FROM {s}.fetch(%(group)s, %(lane)s, %(epoch)s, %(page)s);
 
 -- ack --
--- Acknowledge the open window up to %(id)s, or all of it with %(close)s; false if the lease was lost
-SELECT {s}.ack(%(group)s, %(epoch)s, %(id)s, %(close)s);
+-- Acknowledge the lane's open window up to %(id)s, or all of it with %(close)s; false if the lease was lost
+SELECT {s}.ack(%(group)s, %(lane)s, %(epoch)s, %(id)s, %(close)s);
 
 -- retry_later --
 -- Copy a failed event of the open window to retry, available after %(delay)s seconds
-SELECT {s}.retry_later(%(group)s, %(epoch)s, %(id)s, %(delay)s, %(error)s, %(done)s, 1, %(ordered)s);
+SELECT {s}.retry_later(%(group)s, %(lane)s, %(epoch)s, %(id)s, %(delay)s, %(error)s, %(done)s, 1, %(ordered)s);
 
 -- hold --
 -- Copy an ordered event of the open window, unattempted, behind its row's ordered retries
-SELECT {s}.retry_later(%(group)s, %(epoch)s, %(id)s, 0, NULL, '{{}}', 0, true);
+SELECT {s}.retry_later(%(group)s, %(lane)s, %(epoch)s, %(id)s, 0, NULL, '{{}}', 0, true);
 
 -- held_rows --
 -- Which of these rows (schema, table, key) have ordered events waiting in the group's retries
@@ -148,12 +163,14 @@ SELECT {s}.pending(%(group)s) AS pending,
        (SELECT count(*) FROM {s}.dead_letter d WHERE d.group_name = %(group)s) AS failed,
        least((SELECT min(e.created_at)
                 FROM {s}.event e, {s}.group_cursor c
-               WHERE c.group_name = %(group)s AND NOT {s}.handled(c, e.txid, e.id)),
+               WHERE c.group_name = %(group)s
+                 AND c.lane = {s}.lane_of(e.schema_name, e.table_name, e.pk, c.lanes)
+                 AND NOT {s}.handled(c, e.txid, e.id)),
              (SELECT min(r.created_at) FROM {s}.retry r WHERE r.group_name = %(group)s))
          AS oldest_pending,
        pg_notification_queue_usage() AS notification_queue_usage,
-       (SELECT c.updated_at FROM {s}.group_cursor c WHERE c.group_name = %(group)s) AS last_read,
-       coalesce((SELECT c.lease_until > clock_timestamp() FROM {s}.group_cursor c
+       (SELECT max(c.updated_at) FROM {s}.group_cursor c WHERE c.group_name = %(group)s) AS last_read,
+       coalesce((SELECT bool_or(c.lease_until > clock_timestamp()) FROM {s}.group_cursor c
                   WHERE c.group_name = %(group)s), false) AS reading,
        (SELECT g.skipped_at FROM {s}.consumer_group g WHERE g.name = %(group)s) AS skipped_at;
 
@@ -192,6 +209,7 @@ SELECT c.group_name, e.id, e.op, e.schema_name, e.table_name, e.pk, e.old, e.new
        e.created_at, 0, clock_timestamp(), %(done)s
   FROM {s}.event e, {s}.group_cursor c
  WHERE c.group_name = %(group)s
+   AND c.lane = {s}.lane_of(e.schema_name, e.table_name, e.pk, c.lanes)
    AND {s}.handled(c, e.txid, e.id)
    AND e.id >= coalesce(%(from_id)s::bigint, 0)
    AND e.created_at >= coalesce(%(since)s::timestamptz, '-infinity')

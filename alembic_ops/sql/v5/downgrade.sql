@@ -16,7 +16,9 @@ SELECT DISTINCT ON (id) id, op, schema_name, table_name, pk, old, new, changed, 
         SELECT e.id, e.op, e.schema_name, e.table_name, e.pk, e.old, e.new, e.changed, e.txid, e.created_at,
                0, NULL, '{}', NULL
           FROM @schema@.event e
-         WHERE EXISTS (SELECT FROM @schema@.group_cursor c WHERE NOT @schema@.handled(c, e.txid, e.id))) pending
+         WHERE EXISTS (SELECT FROM @schema@.group_cursor c
+                        WHERE c.lane = @schema@.lane_of(e.schema_name, e.table_name, e.pk, c.lanes)
+                          AND NOT @schema@.handled(c, e.txid, e.id))) pending
  ORDER BY id, attempts DESC;
 CREATE TEMPORARY TABLE pgevents_dead_letter_v5 ON COMMIT DROP AS
 SELECT DISTINCT ON (id) * FROM @schema@.dead_letter ORDER BY id, failed_at DESC;

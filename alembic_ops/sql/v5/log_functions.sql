@@ -5,11 +5,11 @@
 -- late lands in the first window taken after its commit, whatever ids were
 -- delivered before it.
 
--- Registers a group whose cursor starts now (refusing a name already
--- registered). Transactions open now, this one included, count as not
--- finished: the group gets all their events. Their ids have no known floor
--- (0): the first window reads the retained log once.
-CREATE @or_replace@FUNCTION @schema@.create_group(new_group text)
+-- Registers a group of lane_count lanes whose cursors start now (refusing a
+-- name already registered). Transactions open now, this one included, count
+-- as not finished: the group gets all their events. Their ids have no known
+-- floor (0): the first window reads the retained log once.
+CREATE @or_replace@FUNCTION @schema@.create_group(new_group text, lane_count integer DEFAULT 1)
 RETURNS void
 LANGUAGE plpgsql
 AS $pgevents$
@@ -24,15 +24,17 @@ BEGIN
                  || ':' || array_to_string(ARRAY(SELECT x FROM pg_snapshot_xip(now_snapshot) AS x
                                                   UNION SELECT own ORDER BY 1), ','))::pg_snapshot;
     END IF;
-    INSERT INTO @schema@.consumer_group (name) VALUES (new_group) ON CONFLICT (name) DO NOTHING;
+    INSERT INTO @schema@.consumer_group (name, lanes) VALUES (new_group, lane_count) ON CONFLICT (name) DO NOTHING;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING
             MESSAGE = 'pgevents: consumer group ' || quote_literal(new_group) || ' is already registered',
             HINT = 'A group is registered once: leave this registration out, or drop the group first.';
     END IF;
-    INSERT INTO @schema@.group_cursor (group_name, done_snapshot, done_id, open_xids, open_floors)
-    SELECT new_group, done, 0, coalesce(array_agg(x ORDER BY x), '{}'), coalesce(array_agg(0::bigint), '{}')
-      FROM pg_snapshot_xip(done) AS x;
+    INSERT INTO @schema@.group_cursor (group_name, lane, lanes, done_snapshot, done_id, open_xids, open_floors)
+    SELECT new_group, l, lane_count, done, 0, open_now.xids, open_now.floors
+      FROM generate_series(0, lane_count - 1) AS l,
+           (SELECT coalesce(array_agg(x ORDER BY x), '{}') AS xids, coalesce(array_agg(0::bigint), '{}') AS floors
+              FROM pg_snapshot_xip(done) AS x) AS open_now;
 END
 $pgevents$;
 
@@ -63,10 +65,20 @@ SELECT pg_visible_in_snapshot(event_txid, c.done_snapshot)
         AND event_id <= c.last_id);
 $pgevents$;
 
+-- The lane of a row's events among lanes: every event of one row has the same.
+CREATE @or_replace@FUNCTION @schema@.lane_of(schema_name text, table_name text, pk jsonb, lanes integer)
+RETURNS integer
+LANGUAGE sql
+IMMUTABLE
+AS $pgevents$
+SELECT CASE WHEN lanes <= 1 THEN 0
+            ELSE (hashtext(schema_name || '.' || table_name || ' ' || pk::text) & 2147483647) % lanes END;
+$pgevents$;
+
 -- Up to page_size events of the window (c.done_snapshot, window] after
 -- c.last_id, in id order: those of transactions that took their xid after the
 -- done snapshot (ids above done_id), merged with those of transactions open in
--- it that the window sees finished (ids above their floors).
+-- it that the window sees finished (ids above their floors); those of c's lane.
 CREATE @or_replace@FUNCTION @schema@.window_events(c @schema@.group_cursor, window_snapshot pg_snapshot, page_size integer)
 RETURNS SETOF @schema@.event
 LANGUAGE plpgsql
@@ -86,6 +98,7 @@ BEGIN
          WHERE e.id > greatest(c.last_id, c.done_id)
            AND pg_visible_in_snapshot(e.txid, window_snapshot)
            AND NOT pg_visible_in_snapshot(e.txid, c.done_snapshot)
+           AND (c.lanes = 1 OR @schema@.lane_of(e.schema_name, e.table_name, e.pk, c.lanes) = c.lane)
          ORDER BY e.id
          LIMIT page_size;
         RETURN;
@@ -96,12 +109,14 @@ BEGIN
           WHERE e.id > greatest(c.last_id, c.done_id)
             AND pg_visible_in_snapshot(e.txid, window_snapshot)
             AND NOT pg_visible_in_snapshot(e.txid, c.done_snapshot)
+            AND (c.lanes = 1 OR @schema@.lane_of(e.schema_name, e.table_name, e.pk, c.lanes) = c.lane)
           ORDER BY e.id
           LIMIT page_size)
         UNION ALL
         (SELECT e.* FROM @schema@.event e
           WHERE e.id > greatest(c.last_id, late_floor) AND e.id <= c.done_id
             AND e.txid = ANY(late)
+            AND (c.lanes = 1 OR @schema@.lane_of(e.schema_name, e.table_name, e.pk, c.lanes) = c.lane)
           ORDER BY e.id
           LIMIT page_size)
     ) AS page
@@ -110,11 +125,12 @@ BEGIN
 END
 $pgevents$;
 
--- Closes the group's window at closing_snapshot: what it holds is handled.
+-- Closes a lane's window at closing_snapshot: what it holds is handled.
 -- closing_id was read before an xid that closing_snapshot sees finished;
 -- floor_id, the next one, before this transaction took an xid (then fresh).
 CREATE @or_replace@FUNCTION @schema@.advance(
-    target_group text, closing_snapshot pg_snapshot, closing_id bigint, floor_id bigint, fresh boolean)
+    target_group text, target_lane integer, closing_snapshot pg_snapshot, closing_id bigint, floor_id bigint,
+    fresh boolean, lease_epoch bigint)
 RETURNS void
 LANGUAGE sql
 AS $pgevents$
@@ -133,44 +149,77 @@ UPDATE @schema@.group_cursor c
        next_id = CASE WHEN fresh THEN floor_id ELSE c.next_id END,
        next_xid = CASE WHEN fresh THEN pg_current_xact_id() ELSE c.next_xid END,
        updated_at = clock_timestamp()
- WHERE c.group_name = target_group;
+ WHERE c.group_name = target_group AND c.lane = target_lane
+   -- A reader whose lease changed hands since it looked changes nothing.
+   AND (lease_epoch IS NULL OR c.epoch = lease_epoch);
 $pgevents$;
 
--- Takes the group's reader lease for lease_seconds if it is free, expired or
--- already this owner's; returns the new epoch (NULL if another owner holds it).
-CREATE @or_replace@FUNCTION @schema@.take_lease(target_group text, new_owner text, lease_seconds float8)
-RETURNS bigint
-LANGUAGE sql
+-- Takes one more lane of the group for new_owner, leased for lease_seconds,
+-- while it holds fewer than its share (the lanes over the live owners, itself
+-- counted): a free or expired lane; returns it with its new epoch. With no
+-- lane to take, it records that a worker waits (wanted_at): holders of more
+-- than their share then give one up (the worker's balance check).
+CREATE @or_replace@FUNCTION @schema@.take_lane(target_group text, new_owner text, lease_seconds float8)
+RETURNS TABLE (taken_lane integer, taken_epoch bigint)
+LANGUAGE plpgsql
 AS $pgevents$
-UPDATE @schema@.group_cursor c
-   SET owner = new_owner, epoch = c.epoch + 1,
-       lease_until = clock_timestamp() + make_interval(secs => lease_seconds)
- WHERE c.group_name = target_group
-   AND (c.owner IS NULL OR c.owner = new_owner OR c.lease_until < clock_timestamp())
-RETURNING c.epoch;
+DECLARE
+    lane_count integer;
+    others integer;
+    mine integer;
+BEGIN
+    SELECT g.lanes INTO lane_count FROM @schema@.consumer_group g WHERE g.name = target_group;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'PE002',
+            MESSAGE = 'pgevents: no consumer group ' || quote_literal(target_group);
+    END IF;
+    SELECT count(DISTINCT c.owner) FILTER (WHERE c.owner <> new_owner), count(*) FILTER (WHERE c.owner = new_owner)
+      INTO others, mine
+      FROM @schema@.group_cursor c
+     WHERE c.group_name = target_group AND c.owner IS NOT NULL AND c.lease_until >= clock_timestamp();
+    IF mine >= ceil(lane_count::numeric / (others + 1)) THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    UPDATE @schema@.group_cursor c
+       SET owner = new_owner, epoch = c.epoch + 1,
+           lease_until = clock_timestamp() + make_interval(secs => lease_seconds)
+     WHERE (c.group_name, c.lane) = (
+           SELECT f.group_name, f.lane FROM @schema@.group_cursor f
+            WHERE f.group_name = target_group AND (f.owner IS NULL OR f.lease_until < clock_timestamp())
+            ORDER BY f.lane
+            LIMIT 1
+              FOR UPDATE SKIP LOCKED)
+    RETURNING c.lane::integer, c.epoch;
+    IF NOT FOUND THEN
+        UPDATE @schema@.consumer_group g SET wanted_at = clock_timestamp() WHERE g.name = target_group;
+    END IF;
+END
 $pgevents$;
 
--- Renews the lease held with lease_epoch; false once another reader took it.
-CREATE @or_replace@FUNCTION @schema@.renew_lease(target_group text, lease_epoch bigint, lease_seconds float8)
+-- Renews the lease of a lane held with lease_epoch; false once another reader took it.
+CREATE @or_replace@FUNCTION @schema@.renew_lease(
+    target_group text, target_lane integer, lease_epoch bigint, lease_seconds float8)
 RETURNS boolean
 LANGUAGE sql
 AS $pgevents$
 WITH renewed AS (
     UPDATE @schema@.group_cursor c
        SET lease_until = clock_timestamp() + make_interval(secs => lease_seconds)
-     WHERE c.group_name = target_group AND c.epoch = lease_epoch
+     WHERE c.group_name = target_group AND c.lane = target_lane AND c.epoch = lease_epoch
     RETURNING 1)
 SELECT EXISTS (SELECT FROM renewed);
 $pgevents$;
 
--- The next page_size events for the holder of the lease lease_epoch. Reads on
+-- The next page_size events of a lane for the holder of its lease lease_epoch. Reads on
 -- in the open window; else takes a snapshot and opens a window if it holds
 -- events. Writes nothing while there is nothing to read, except that it
 -- closes an empty window at most once per idle_close (so reclaiming sees the
 -- group move) and first records a floor (next_id) when the cursor has none
 -- the snapshot can use. Call it alone in its transaction.
 CREATE @or_replace@FUNCTION @schema@.fetch(
-    target_group text, lease_epoch bigint, page_size integer, idle_close interval DEFAULT '1 second')
+    target_group text, target_lane integer, lease_epoch bigint, page_size integer,
+    idle_close interval DEFAULT '1 second')
 RETURNS SETOF @schema@.event
 LANGUAGE plpgsql
 AS $pgevents$
@@ -182,20 +231,22 @@ DECLARE
     c @schema@.group_cursor;
     snapshot_now pg_snapshot;
 BEGIN
-    SELECT * INTO c FROM @schema@.group_cursor g WHERE g.group_name = target_group;
+    SELECT * INTO c FROM @schema@.group_cursor g WHERE g.group_name = target_group AND g.lane = target_lane;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'PE002',
-            MESSAGE = 'pgevents: no consumer group ' || quote_literal(target_group);
+            MESSAGE = 'pgevents: no consumer group ' || quote_literal(target_group) || ' lane ' || target_lane;
     END IF;
     IF c.epoch <> lease_epoch THEN
         RAISE EXCEPTION USING ERRCODE = 'PE001',
-            MESSAGE = 'pgevents: another reader took the lease of group ' || quote_literal(target_group);
+            MESSAGE = 'pgevents: another reader took the lease of group ' || quote_literal(target_group)
+                      || ' lane ' || target_lane;
     END IF;
     IF c.window_snapshot IS NOT NULL THEN
         RETURN QUERY SELECT * FROM @schema@.window_events(c, c.window_snapshot, page_size);
         IF NOT FOUND THEN
             -- The last page was full and the window is done: close it.
-            PERFORM @schema@.advance(target_group, c.window_snapshot, c.window_id, floor_id, fresh);
+            PERFORM @schema@.advance(
+                target_group, target_lane, c.window_snapshot, c.window_id, floor_id, fresh, lease_epoch);
         END IF;
         RETURN;
     END IF;
@@ -204,7 +255,7 @@ BEGIN
         IF fresh THEN
             UPDATE @schema@.group_cursor g
                SET next_id = floor_id, next_xid = pg_current_xact_id()
-             WHERE g.group_name = target_group AND g.epoch = lease_epoch;
+             WHERE g.group_name = target_group AND g.lane = target_lane AND g.epoch = lease_epoch;
         END IF;
         RETURN;
     END IF;
@@ -213,16 +264,17 @@ BEGIN
     IF FOUND THEN
         UPDATE @schema@.group_cursor g
            SET window_snapshot = snapshot_now, window_id = c.next_id, last_id = 0
-         WHERE g.group_name = target_group AND g.epoch = lease_epoch;
+         WHERE g.group_name = target_group AND g.lane = target_lane AND g.epoch = lease_epoch;
     ELSIF fresh AND c.updated_at <= clock_timestamp() - idle_close THEN
-        PERFORM @schema@.advance(target_group, snapshot_now, c.next_id, floor_id, fresh);
+        PERFORM @schema@.advance(target_group, target_lane, snapshot_now, c.next_id, floor_id, fresh, lease_epoch);
     END IF;
 END
 $pgevents$;
 
--- Acknowledges the open window's events up to handled_id, or the whole window
+-- Acknowledges a lane's open window up to handled_id, or the whole window
 -- with close; false if the lease was taken over (nothing changes then).
-CREATE @or_replace@FUNCTION @schema@.ack(target_group text, lease_epoch bigint, handled_id bigint, close boolean)
+CREATE @or_replace@FUNCTION @schema@.ack(
+    target_group text, target_lane integer, lease_epoch bigint, handled_id bigint, close boolean)
 RETURNS boolean
 LANGUAGE plpgsql
 AS $pgevents$
@@ -232,16 +284,17 @@ DECLARE
     c @schema@.group_cursor;
 BEGIN
     SELECT * INTO c FROM @schema@.group_cursor g
-     WHERE g.group_name = target_group AND g.epoch = lease_epoch
+     WHERE g.group_name = target_group AND g.lane = target_lane AND g.epoch = lease_epoch
        FOR UPDATE;
     IF NOT FOUND OR c.window_snapshot IS NULL THEN
         RETURN false;
     END IF;
     IF close THEN
-        PERFORM @schema@.advance(target_group, c.window_snapshot, c.window_id, floor_id, fresh);
+        PERFORM @schema@.advance(
+            target_group, target_lane, c.window_snapshot, c.window_id, floor_id, fresh, lease_epoch);
     ELSE
         UPDATE @schema@.group_cursor g SET last_id = handled_id, updated_at = clock_timestamp()
-         WHERE g.group_name = target_group;
+         WHERE g.group_name = target_group AND g.lane = target_lane;
     END IF;
     RETURN true;
 END
@@ -250,26 +303,28 @@ $pgevents$;
 -- Copies an event of the open window to retry (available after
 -- delay_seconds), so that the cursor can pass it: a failed one (attempts 1),
 -- or one that waits unattempted (attempts 0) behind an ordered retry of its
--- row. False if the lease was lost.
+-- row; already there (a page read again after a crash) is fine. False if the
+-- lease was lost.
 CREATE @or_replace@FUNCTION @schema@.retry_later(
-    target_group text, lease_epoch bigint, failed_id bigint, delay_seconds float8, error text, done text[],
-    attempts integer DEFAULT 1, ordered boolean DEFAULT false)
+    target_group text, target_lane integer, lease_epoch bigint, failed_id bigint, delay_seconds float8,
+    error text, done text[], attempts integer DEFAULT 1, ordered boolean DEFAULT false)
 RETURNS boolean
 LANGUAGE sql
 AS $pgevents$
-WITH copied AS (
+WITH lease AS (
+    SELECT EXISTS (SELECT FROM @schema@.group_cursor g
+                    WHERE g.group_name = target_group AND g.lane = target_lane AND g.epoch = lease_epoch) AS held
+), copied AS (
     INSERT INTO @schema@.retry AS r
            (group_name, id, op, schema_name, table_name, pk, old, new, changed, txid, created_at,
             attempts, available_at, done, last_error, ordered)
     SELECT target_group, e.id, e.op, e.schema_name, e.table_name, e.pk, e.old, e.new, e.changed, e.txid,
            e.created_at, retry_later.attempts, clock_timestamp() + make_interval(secs => delay_seconds),
            retry_later.done, retry_later.error, retry_later.ordered
-      FROM @schema@.event e
-     WHERE e.id = failed_id
-       AND EXISTS (SELECT FROM @schema@.group_cursor g WHERE g.group_name = target_group AND g.epoch = lease_epoch)
-    ON CONFLICT (group_name, id) DO NOTHING
-    RETURNING 1)
-SELECT EXISTS (SELECT FROM copied);
+      FROM @schema@.event e, lease
+     WHERE e.id = failed_id AND lease.held
+    ON CONFLICT (group_name, id) DO NOTHING)
+SELECT held FROM lease;
 $pgevents$;
 
 -- Events not yet handled by the group: in the log, and waiting in retry.
@@ -279,7 +334,9 @@ LANGUAGE sql
 STABLE
 AS $pgevents$
 SELECT (SELECT count(*) FROM @schema@.event e, @schema@.group_cursor c
-         WHERE c.group_name = target_group AND NOT @schema@.handled(c, e.txid, e.id))
+         WHERE c.group_name = target_group
+           AND c.lane = @schema@.lane_of(e.schema_name, e.table_name, e.pk, c.lanes)
+           AND NOT @schema@.handled(c, e.txid, e.id))
      + (SELECT count(*) FROM @schema@.retry r WHERE r.group_name = target_group);
 $pgevents$;
 
@@ -307,6 +364,7 @@ DECLARE
     state_now record;
     lagging record;
     now_snapshot pg_snapshot;
+    session_lock_timeout text := current_setting('lock_timeout');
 BEGIN
     IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
         RAISE EXCEPTION 'pgevents: rotate() must run alone in its transaction';
@@ -323,19 +381,24 @@ BEGIN
     IF max_lag IS NOT NULL THEN
         now_snapshot := pg_current_snapshot();
         FOR lagging IN
-            SELECT c.group_name, c.next_id, c.next_xid FROM @schema@.group_cursor c
+            SELECT c.group_name, c.lane, c.next_id, c.next_xid FROM @schema@.group_cursor c
              WHERE EXISTS (SELECT FROM @schema@.rotation r
                             WHERE r.state = 'left' AND r.since <= clock_timestamp() - max_lag
-                              AND pg_snapshot_xmin(c.done_snapshot) < r.writers_below)
+                              AND pg_snapshot_xmin(c.done_snapshot) < r.writers_below
+                              -- Not when an old transaction holds the partition anyway.
+                              AND pg_snapshot_xmin(now_snapshot) >= r.writers_below)
+               -- Only a group no worker reads.
+               AND NOT EXISTS (SELECT FROM @schema@.group_cursor l
+                                WHERE l.group_name = c.group_name AND l.lease_until >= clock_timestamp())
                FOR UPDATE
         LOOP
             -- A floor read before an xid now_snapshot sees finished, else 0
             -- (correct, only slower until the group's next window closes).
             PERFORM @schema@.advance(
-                lagging.group_name, now_snapshot,
+                lagging.group_name, lagging.lane, now_snapshot,
                 CASE WHEN lagging.next_xid IS NOT NULL AND pg_visible_in_snapshot(lagging.next_xid, now_snapshot)
                      THEN lagging.next_id ELSE 0 END,
-                0, false);
+                0, false, NULL);
             UPDATE @schema@.consumer_group SET skipped_at = clock_timestamp() WHERE name = lagging.group_name;
             done := done || ('group ' || quote_literal(lagging.group_name) || ' skipped to now (lagged over '
                              || max_lag::text || ')');
@@ -359,7 +422,7 @@ BEGIN
             done := done || ('event_' || part.gen || ' busy');
         END;
     END LOOP;
-    PERFORM set_config('lock_timeout', '0', true);
+    PERFORM set_config('lock_timeout', session_lock_timeout, true);
     next_gen := (current_gen + 1) % 4;
     SELECT r.first_id, r.since INTO state_now FROM @schema@.rotation r WHERE r.gen = current_gen;
     IF (SELECT r.state = 'empty' FROM @schema@.rotation r WHERE r.gen = next_gen)

@@ -44,14 +44,21 @@ INSERT INTO @schema@.rotation (gen, state, first_id, since)
 VALUES (0, 'current', 0, now()), (1, 'empty', NULL, NULL), (2, 'empty', NULL, NULL), (3, 'empty', NULL, NULL);
 
 -- A consumer group gets every event written after it was registered, unless
--- it lagged beyond rotate()'s max_lag: skipped_at says when it skipped.
+-- it lagged beyond rotate()'s max_lag: skipped_at says when it skipped. Its
+-- events are split into lanes by row (lane_of): one reader per lane, so the
+-- lanes are how many workers read the group's log at once. wanted_at: when
+-- a worker last found no lane to take (holders of more than their share
+-- then give one up).
 CREATE TABLE @schema@.consumer_group (
     name text PRIMARY KEY,
     created_at timestamptz NOT NULL DEFAULT now(),
-    skipped_at timestamptz
+    lanes smallint NOT NULL DEFAULT 1 CHECK (lanes BETWEEN 1 AND 256),
+    skipped_at timestamptz,
+    wanted_at timestamptz
 );
 
--- A group's position in the log: everything finished in done_snapshot is
+-- A lane's position in its group's log (one row per lane; lanes repeats the
+-- group's count): everything finished in done_snapshot is
 -- handled; events of a transaction started later have ids above done_id; the
 -- events of each transaction open_xids[i] have ids above open_floors[i]. While
 -- a window is open, the events finished in window_snapshot but not in
@@ -59,7 +66,9 @@ CREATE TABLE @schema@.consumer_group (
 -- took its xid: the floor of transactions not yet started when a snapshot that
 -- sees next_xid finished was taken. owner and epoch are the reader's lease.
 CREATE TABLE @schema@.group_cursor (
-    group_name text PRIMARY KEY REFERENCES @schema@.consumer_group ON DELETE CASCADE,
+    group_name text NOT NULL REFERENCES @schema@.consumer_group ON DELETE CASCADE,
+    lane smallint NOT NULL DEFAULT 0,
+    lanes smallint NOT NULL DEFAULT 1,
     done_snapshot pg_snapshot NOT NULL,
     done_id bigint NOT NULL,
     open_xids xid8[] NOT NULL,
@@ -72,7 +81,8 @@ CREATE TABLE @schema@.group_cursor (
     owner text,
     epoch bigint NOT NULL DEFAULT 0,
     lease_until timestamptz,
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (group_name, lane)
 );
 
 -- Failed events, copied out of the log so that the cursor moves on. An
