@@ -35,6 +35,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ORIGINAL_INSTALL_HINT = "pip install --no-deps psycopg2-pgevents==0.2.2"
 
 
+def measured_version() -> int:
+    """The artifact version benchmarks install: the current one; the draft with PGEVENTS_DRAFT_ARTIFACTS=1."""
+    from alembic_ops.manifest import ALL_VERSIONS, CURRENT_VERSION, drafts_allowed
+
+    return ALL_VERSIONS[-1] if drafts_allowed() else CURRENT_VERSION
+
+
 class VariantSkipped(Exception):
     """A variant that cannot run here; the message says why."""
 

@@ -52,8 +52,6 @@ from alembic.operations import Operations
 from sqlalchemy.engine import URL
 
 from alembic_ops import (
-    CURRENT_VERSION,
-    VERSIONS,
     CreatePGEventTriggerOp,
     InstallPGEventsOp,
     TriggerSpec,
@@ -73,6 +71,7 @@ from .common import (
     execute,
     fetch_value,
     install_original_trigger,
+    measured_version,
     progress,
     publish,
     repetitions,
@@ -95,7 +94,9 @@ DEFAULT_ROUNDS = 5
 QUEUE_SCHEMA = "pgevents"
 #: The previous artifact version, installed in an event schema of its own.
 PREVIOUS_SCHEMA = "pgevents_previous"
-PREVIOUS_VERSION = VERSIONS[-2]
+#: The version measured: the current one, or the draft with PGEVENTS_DRAFT_ARTIFACTS=1.
+MEASURED_VERSION = measured_version()
+PREVIOUS_VERSION = MEASURED_VERSION - 1
 #: The ``queue, listener sleeping`` variant has its own event schema, so the
 #: row in its sleeper table does not make the plain ``queue`` variant notify.
 SLEEPING_SCHEMA = "pgevents_sleeping"
@@ -289,14 +290,14 @@ def install_artifacts(url: URL) -> None:
     """``op.install_pgevents`` for the event schemas the pgevents variants use."""
 
     def body(operations: Operations) -> None:
-        operations.invoke(InstallPGEventsOp(schema=QUEUE_SCHEMA))
-        operations.invoke(InstallPGEventsOp(schema=SLEEPING_SCHEMA))
+        operations.invoke(InstallPGEventsOp(schema=QUEUE_SCHEMA, version=MEASURED_VERSION))
+        operations.invoke(InstallPGEventsOp(schema=SLEEPING_SCHEMA, version=MEASURED_VERSION))
         operations.invoke(InstallPGEventsOp(schema=PREVIOUS_SCHEMA, version=PREVIOUS_VERSION))
 
     run_ops(url, body)
 
 
-def install_pgevents_trigger(url: URL, table: str, version: int = CURRENT_VERSION, **options: Any) -> None:
+def install_pgevents_trigger(url: URL, table: str, version: int = MEASURED_VERSION, **options: Any) -> None:
     """``op.create_pgevent_trigger(table, **options, version=version)``, for insert, update and delete."""
     spec = TriggerSpec(table, **options)
     run_ops(url, lambda operations: operations.invoke(CreatePGEventTriggerOp(spec, version)))
