@@ -45,6 +45,18 @@ def read_all(dsn: str, group: str = "default", page: int = 50) -> list[int]:
     return ids
 
 
+def first_page(cur: psycopg2.extensions.cursor, size: int) -> tuple[int, list[int]]:
+    """Take the default group's lane as 'test' and fetch its first page: the epoch and the ids."""
+    cur.execute("SELECT taken_epoch FROM pgevents.take_lane('default', 'test', 60)")
+    row = cur.fetchone()
+    assert row is not None
+    page: list[int] = []
+    while not page:  # the first fetch may only record where the window starts
+        cur.execute("SELECT id FROM pgevents.fetch('default', 0, %s, %s, '0')", (row[0], size))
+        page = [r[0] for r in cur.fetchall()]
+    return row[0], page
+
+
 @pytest.fixture
 def log_dsn(run_ops: RunOps, dsn: str) -> str:
     execute(dsn, "CREATE TABLE item (id int PRIMARY KEY, a int)")
@@ -101,12 +113,7 @@ def test_a_partition_a_reader_is_in_the_middle_of_is_not_truncated(log_dsn: str)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT taken_epoch FROM pgevents.take_lane('default', 'test', 60)")
-            (epoch,) = cur.fetchone() or (None,)
-            page: list[int] = []
-            while not page:  # the first fetch may only record where the window starts
-                cur.execute("SELECT id FROM pgevents.fetch('default', 0, %s, 5, '0')", (epoch,))
-                page = [r[0] for r in cur.fetchall()]
+            epoch, page = first_page(cur, 5)
             assert len(page) == 5  # mid-batch: a window of 20 is open, 5 handled
             for _ in range(3):
                 execute(log_dsn, "SELECT pgevents.rotate(1000)")
@@ -129,12 +136,7 @@ def test_a_failed_event_copied_twice_and_a_reader_lagging_while_it_reads(log_dsn
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT taken_epoch FROM pgevents.take_lane('default', 'test', 60)")
-            (epoch,) = cur.fetchone() or (None,)
-            page: list[int] = []
-            while not page:
-                cur.execute("SELECT id FROM pgevents.fetch('default', 0, %s, 50, '0')", (epoch,))
-                page = [r[0] for r in cur.fetchall()]
+            epoch, page = first_page(cur, 50)
             # A page read again after a crash copies its failure again: not a lost lease.
             for _ in range(2):
                 cur.execute(

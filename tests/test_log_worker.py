@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg2
@@ -46,7 +46,9 @@ class Recorder:
         return [row for row, _ in self.calls]
 
 
-def make_app(database_url: URL, recorder: Recorder, **config: Any) -> tuple[Flask, PGEvents, SQLAlchemy]:
+def make_app(
+    database_url: URL, recorder: Callable[[Event], None], ordered: bool = False, **config: Any
+) -> tuple[Flask, PGEvents, SQLAlchemy]:
     app = Flask(__name__)
     app.config.update(
         SQLALCHEMY_DATABASE_URI=database_url.render_as_string(hide_password=False),
@@ -63,7 +65,7 @@ def make_app(database_url: URL, recorder: Recorder, **config: Any) -> tuple[Flas
         id = sa.Column(sa.Integer, primary_key=True)
         a = sa.Column(sa.Integer)
 
-    pgevents.listen(Item, {"insert", "update"}, recorder)
+    pgevents.listen(Item, {"insert", "update"}, recorder, ordered=ordered)
     return app, pgevents, db
 
 
@@ -411,23 +413,9 @@ def test_ordered_rows_run_one_at_a_time_in_order_across_three_workers(database_u
     recorder = OrderedRecorder()
     apps = []
     for _ in range(3):
-        app = Flask(__name__)
-        app.config.update(
-            SQLALCHEMY_DATABASE_URI=database_url.render_as_string(hide_password=False),
-            SQLALCHEMY_ENGINE_OPTIONS={"poolclass": sa.NullPool},
-            PGEVENTS_POLL_INTERVAL=0.2,
-            PGEVENTS_RETRY_BACKOFF=0.3,
-            PGEVENTS_BATCH_SIZE=7,
+        apps.append(
+            make_app(database_url, recorder, ordered=True, PGEVENTS_RETRY_BACKOFF=0.3, PGEVENTS_BATCH_SIZE=7)
         )
-        db = SQLAlchemy(app)
-        pgevents = PGEvents(app, db)
-
-        class Item(db.Model):  # type: ignore[name-defined,misc]
-            id = sa.Column(sa.Integer, primary_key=True)
-            a = sa.Column(sa.Integer)
-
-        pgevents.listen(Item, {"insert", "update"}, recorder, ordered=True)
-        apps.append((app, pgevents, db))
     _install(apps[0][0], apps[0][2])
     execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 6) i")
     for n in range(1, 5):  # each row changes four times, one transaction each
@@ -540,10 +528,7 @@ def test_three_workers_share_a_group_of_three_lanes_and_keep_each_rows_order(
     recorder = SharedRecorder()
     apps = []
     for _ in range(3):
-        app, pgevents, db = make_app(database_url, Recorder(), PGEVENTS_GROUP="par", PGEVENTS_BATCH_SIZE=10)
-        pgevents.listeners.clear()
-        pgevents.listen("item", {"insert", "update"}, recorder)
-        apps.append((app, pgevents, db))
+        apps.append(make_app(database_url, recorder, PGEVENTS_GROUP="par", PGEVENTS_BATCH_SIZE=10))
     _install(apps[0][0], apps[0][2])
     run_ops(lambda op: op.create_pgevents_group("par", lanes=3, version=LOG))
     execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 30) i")
