@@ -10,7 +10,10 @@ REPEATABLE READ transaction open (with its snapshot taken) from before the
 backlog is written until the drain ends.
 
     PGEVENTS_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
-        python -m benchmarks.log_drain [--events N] [--rounds N] [--hold-xmin]
+        python -m benchmarks.log_drain [--events N] [--rounds N] [--hold-xmin] [--latency SECONDS]
+
+After the drains, ``--latency`` (10 s; 0 skips it) starts an idle worker per
+artifact and measures commit-to-callback latency of 100 single-row INSERTs/s.
 
 The worker runs ``create_app()`` of this module (``PGEVENTS_BENCH_APP_URL``,
 ``PGEVENTS_BENCH_OUT``).
@@ -45,6 +48,8 @@ TABLE = "bench_drain"
 VERSIONS = (4, 5)
 TRANSACTIONS = 20
 TIMEOUT = 300.0
+#: Single-row INSERTs per second of the latency run.
+RATE = 100
 STATS_WAIT = 10.0
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +70,7 @@ def create_app() -> Flask:
     out = open(os.environ[OUT_ENV], "a", buffering=1, encoding="utf-8")  # for the life of the worker
 
     def append(event: Event) -> None:
-        out.write(json.dumps({"id": event.id, "op": event.op, "pk": event.pk}) + "\n")
+        out.write(json.dumps({"id": event.id, "op": event.op, "pk": event.pk, "t": time.time()}) + "\n")
 
     pgevents.listen(table, "insert", append)
     return app
@@ -129,6 +134,81 @@ def dead_tuples(url: URL) -> int:
         conn.close()
 
 
+def start_worker(url: URL, out: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """``flask pgevents run`` of ``create_app()``: callback lines to ``out``, output to ``log_path``."""
+    out.touch()
+    env = {
+        **os.environ,
+        URL_ENV: url.render_as_string(hide_password=False),
+        OUT_ENV: str(out),
+        DRAFT_VARIABLE: "1",
+    }
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "benchmarks.log_drain:create_app", "pgevents", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    worker.terminate()
+    worker.wait(30)
+
+
+def wait_for_lines(
+    out: Path, count: int, worker: subprocess.Popen[bytes], log_path: Path, start: float
+) -> None:
+    """Until ``out`` has ``count`` lines; the worker's log if it exits, an error after ``TIMEOUT``."""
+    while count_lines(out) < count:
+        if worker.poll() is not None:
+            raise RuntimeError(f"the worker exited: {log_path.read_text()}")
+        if time.monotonic() - start > TIMEOUT:
+            raise RuntimeError(f"{count_lines(out)} of {count} events after {TIMEOUT}s")
+        time.sleep(0.01)
+
+
+def latency(url: URL, version: int, rate: int, seconds: float, workdir: Path) -> list[float]:
+    """Commit-to-callback milliseconds of single-row INSERTs at ``rate``/s, with an idle worker."""
+    install(url, version)
+    out, log_path = workdir / f"latency-v{version}.jsonl", workdir / f"latency-v{version}.log"
+    worker = start_worker(url, out, log_path)
+    try:
+        while "listening" not in log_path.read_text():
+            if worker.poll() is not None:
+                raise RuntimeError(f"the worker exited: {log_path.read_text()}")
+            time.sleep(0.05)
+        time.sleep(1.0)  # it has taken its lane and gone idle
+        sent: dict[str, float] = {}
+        conn = connect(url)
+        conn.autocommit = False
+        try:
+            begin = time.perf_counter()
+            with conn.cursor() as cur:
+                for i in range(round(rate * seconds)):
+                    time.sleep(max(0.0, begin + i / rate - time.perf_counter()))
+                    cur.execute(f"INSERT INTO {TABLE} (payload) VALUES ('x') RETURNING id::text")
+                    row = cur.fetchone()
+                    assert row is not None
+                    before = time.time()
+                    conn.commit()
+                    sent[row[0]] = before
+        finally:
+            conn.close()
+        wait_for_lines(out, len(sent), worker, log_path, time.monotonic())
+    finally:
+        stop_worker(worker)
+    seen = {line["pk"]["id"]: line["t"] for line in map(json.loads, out.read_text().splitlines())}
+    return [(seen[key] - when) * 1000 for key, when in sent.items()]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered)) - 1))]
+
+
 def drain(url: URL, version: int, events: int, hold_xmin: bool, workdir: Path, run: int) -> tuple[float, int]:
     """Events/s from the worker's process start until its file holds every event; dead tuples after."""
     install(url, version)
@@ -139,36 +219,14 @@ def drain(url: URL, version: int, events: int, hold_xmin: bool, workdir: Path, r
         execute(holder, "SELECT 1")  # the snapshot is taken: the xmin horizon stops here
     write_backlog(url, events)
     out = workdir / f"drain-v{version}-{run}.jsonl"
-    out.touch()
-    env = {
-        **os.environ,
-        URL_ENV: url.render_as_string(hide_password=False),
-        OUT_ENV: str(out),
-        DRAFT_VARIABLE: "1",
-    }
-    log = open(workdir / f"worker-v{version}-{run}.log", "wb")
+    log_path = workdir / f"worker-v{version}-{run}.log"
     start = time.monotonic()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "benchmarks.log_drain:create_app", "pgevents", "run"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    worker = start_worker(url, out, log_path)
     try:
-        while count_lines(out) < events:
-            if worker.poll() is not None:
-                raise RuntimeError(
-                    f"the worker exited: {(workdir / f'worker-v{version}-{run}.log').read_text()}"
-                )
-            if time.monotonic() - start > TIMEOUT:
-                raise RuntimeError(f"{count_lines(out)} of {events} events after {TIMEOUT}s")
-            time.sleep(0.01)
+        wait_for_lines(out, events, worker, log_path, start)
         seconds = time.monotonic() - start
     finally:
-        worker.terminate()
-        worker.wait(30)
-        log.close()
+        stop_worker(worker)
         dead = dead_tuples(url)
         if holder is not None:
             holder.rollback()
@@ -189,6 +247,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--hold-xmin", action="store_true", help="hold a REPEATABLE READ snapshot during each run"
     )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="then, for each artifact, commit-to-callback latency at 100 single-row INSERTs/s for this long"
+        " with an idle worker (0: skip)",
+    )
     add_output_option(parser, "log_drain.md")
     args = parser.parse_args(argv)
     os.environ[DRAFT_VARIABLE] = "1"  # artifact 5 is a draft until it is released
@@ -206,6 +272,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rates[version].append(rate)
                 dead[version].append(dead_after)
                 progress(f"run {run}  artifact {version}  {rate:,.0f} events/s, {dead_after} dead tuples")
+        delays = {
+            version: latency(url, version, RATE, args.latency, workdir)
+            for version in VERSIONS
+            if args.latency
+        }
     lines = [
         f"# Drain from process start, artifact 4 against 5 ({args.events:,} events"
         f"{', xmin held' if args.hold_xmin else ''})",
@@ -221,6 +292,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"ratio 5/4 (medians): {statistics.median(rates[5]) / statistics.median(rates[4]):.2f}",
         "",
     ]
+    if delays:
+        lines += [
+            f"Commit-to-callback latency, {RATE} single-row INSERTs/s for {args.latency:g} s, idle worker:",
+            "",
+            "| artifact | p50 | p99 | max |",
+            "| --- | --- | --- | --- |",
+            *(
+                f"| {version} | {percentile(d, 50):.1f} ms | {percentile(d, 99):.1f} ms | {max(d):.1f} ms |"
+                for version, d in delays.items()
+            ),
+            "",
+        ]
     publish("\n".join(lines), args.output)
     return 0
 

@@ -76,7 +76,8 @@ def test_quick_delivery_benchmark_writes_a_row_per_measurement(server_url: URL, 
 def test_the_log_drain_benchmark_compares_artifacts_4_and_5(server_url: URL, tmp_path: Path) -> None:
     output = tmp_path / "log_drain.md"
     env = dict(os.environ, PGEVENTS_BENCH_DATABASE_URL=server_url.render_as_string(hide_password=False))
-    command = ["-m", "benchmarks.log_drain", "--events", "2000", "--rounds", "1", "--output", str(output)]
+    command = ["-m", "benchmarks.log_drain", "--events", "2000", "--rounds", "1", "--latency", "1"]
+    command += ["--output", str(output)]
     result = subprocess.run(
         [sys.executable, *command],
         cwd=ROOT,
@@ -87,8 +88,13 @@ def test_the_log_drain_benchmark_compares_artifacts_4_and_5(server_url: URL, tmp
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = {row[0]: row for row in table_rows(output.read_text(encoding="utf-8"))}
+    report = output.read_text(encoding="utf-8")
+    drain_table, latency_table = report.split("Commit-to-callback latency")
+    rows = {row[0]: row for row in table_rows(drain_table)}
     assert sorted(rows) == ["4", "5"]
+    latencies = {row[0]: row for row in table_rows(latency_table)}
+    assert sorted(latencies) == ["4", "5"]
+    assert all(re.fullmatch(r"[\d.]+ ms", cell) for row in latencies.values() for cell in row[1:]), latencies
     for row in rows.values():
         assert re.fullmatch(r"[\d,]+ \([\d,]+-[\d,]+\)", row[1]), row
     # The job table leaves a dead tuple or two per event; the log only its bookkeeping.
