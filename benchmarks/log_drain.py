@@ -13,7 +13,10 @@ backlog is written until the drain ends.
         python -m benchmarks.log_drain [--events N] [--rounds N] [--hold-xmin] [--latency SECONDS]
 
 After the drains, ``--latency`` (10 s; 0 skips it) starts an idle worker per
-artifact and measures commit-to-callback latency of 100 single-row INSERTs/s.
+artifact and measures commit-to-callback latency of 100 single-row INSERTs/s;
+``--sustained SECONDS`` (off by default) writes ``--sustained-rate`` events/s
+(20,000) for that long while one worker drains, and reports its rate in each
+tenth of the run.
 
 The worker runs ``create_app()`` of this module (``PGEVENTS_BENCH_APP_URL``,
 ``PGEVENTS_BENCH_OUT``).
@@ -170,17 +173,22 @@ def wait_for_lines(
         time.sleep(0.01)
 
 
+def wait_listening(worker: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Until the worker says it listens, and a second more (it takes its lane and goes idle)."""
+    while "listening" not in log_path.read_text():
+        if worker.poll() is not None:
+            raise RuntimeError(f"the worker exited: {log_path.read_text()}")
+        time.sleep(0.05)
+    time.sleep(1.0)
+
+
 def latency(url: URL, version: int, rate: int, seconds: float, workdir: Path) -> list[float]:
     """Commit-to-callback milliseconds of single-row INSERTs at ``rate``/s, with an idle worker."""
     install(url, version)
     out, log_path = workdir / f"latency-v{version}.jsonl", workdir / f"latency-v{version}.log"
     worker = start_worker(url, out, log_path)
     try:
-        while "listening" not in log_path.read_text():
-            if worker.poll() is not None:
-                raise RuntimeError(f"the worker exited: {log_path.read_text()}")
-            time.sleep(0.05)
-        time.sleep(1.0)  # it has taken its lane and gone idle
+        wait_listening(worker, log_path)
         sent: dict[str, float] = {}
         conn = connect(url)
         conn.autocommit = False
@@ -202,6 +210,39 @@ def latency(url: URL, version: int, rate: int, seconds: float, workdir: Path) ->
         stop_worker(worker)
     seen = {line["pk"]["id"]: line["t"] for line in map(json.loads, out.read_text().splitlines())}
     return [(seen[key] - when) * 1000 for key, when in sent.items()]
+
+
+def sustained(url: URL, version: int, rate: int, seconds: float, workdir: Path) -> tuple[list[float], int]:
+    """Write ``rate`` events/s (a statement every 100 ms) for ``seconds`` while a worker drains.
+
+    Returns the worker's events/s in each tenth of the run and the events
+    still unhandled when the writing stopped.
+    """
+    install(url, version)
+    out, log_path = workdir / f"sustained-v{version}.jsonl", workdir / f"sustained-v{version}.log"
+    worker = start_worker(url, out, log_path)
+    wait_listening(worker, log_path)
+    conn = connect(url)
+    ticks, per_tick, written = round(seconds * 10), max(1, rate // 10), 0
+    counts: list[int] = []
+    try:
+        begin = time.perf_counter()
+        for tick in range(ticks):
+            time.sleep(max(0.0, begin + tick / 10 - time.perf_counter()))
+            execute(
+                conn, f"INSERT INTO {TABLE} (payload) SELECT 'x' FROM generate_series(1, %s)", (per_tick,)
+            )
+            written += per_tick
+            if (tick + 1) % max(1, ticks // 10) == 0:
+                counts.append(count_lines(out))
+            if worker.poll() is not None:
+                raise RuntimeError(f"the worker exited: {log_path.read_text()}")
+        behind = written - count_lines(out)
+    finally:
+        conn.close()
+        stop_worker(worker)
+    window = max(1, ticks // 10) / 10
+    return [(b - a) / window for a, b in zip([0, *counts], counts, strict=False)], behind
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -255,6 +296,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="then, for each artifact, commit-to-callback latency at 100 single-row INSERTs/s for this long"
         " with an idle worker (0: skip)",
     )
+    parser.add_argument(
+        "--sustained",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="then, for each artifact, write --sustained-rate events/s for this long while a worker drains",
+    )
+    parser.add_argument("--sustained-rate", type=int, default=20_000, metavar="EVENTS")
     add_output_option(parser, "log_drain.md")
     args = parser.parse_args(argv)
     os.environ[DRAFT_VARIABLE] = "1"  # artifact 5 is a draft until it is released
@@ -276,6 +325,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             version: latency(url, version, RATE, args.latency, workdir)
             for version in VERSIONS
             if args.latency
+        }
+        steady = {
+            version: sustained(url, version, args.sustained_rate, args.sustained, workdir)
+            for version in VERSIONS
+            if args.sustained
         }
     lines = [
         f"# Drain from process start, artifact 4 against 5 ({args.events:,} events"
@@ -301,6 +355,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             *(
                 f"| {version} | {percentile(d, 50):.1f} ms | {percentile(d, 99):.1f} ms | {max(d):.1f} ms |"
                 for version, d in delays.items()
+            ),
+            "",
+        ]
+    if steady:
+        lines += [
+            f"Sustained: {args.sustained_rate:,} events/s written for {args.sustained:g} s (a statement every"
+            " 100 ms) while one worker drains; its rate in each tenth of the run:",
+            "",
+            "| artifact | events/s per tenth | lowest / highest | unhandled when writing stopped |",
+            "| --- | --- | --- | --- |",
+            *(
+                f"| {version} | {', '.join(f'{r:,.0f}' for r in rates_)} | {min(rates_) / max(rates_):.2f} |"
+                f" {behind:,} |"
+                for version, (rates_, behind) in steady.items()
             ),
             "",
         ]
