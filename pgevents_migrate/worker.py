@@ -8,6 +8,10 @@ and Python work overlap; a receiver thread holds the claims it returns as soon
 as they arrive. At most ``batch_size`` claims are held at a time. A heartbeat
 thread with its own connection renews the leases of every claim held
 (prefetched ones included) while callbacks run.
+
+That is the job table of artifacts 1-4. On artifact 5 the ``work``
+connection reads the event log through ``LogReader`` (``log_reader.py``)
+instead; listening, broadcasts, the sleeper flag and reconnects stay here.
 """
 
 from __future__ import annotations
