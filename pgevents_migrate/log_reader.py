@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from .config import WorkerConfig
 from .dispatch import Dispatcher
+from .heartbeat import HeartbeatConnection
 from .log_queue import Key, LeaseLost, LogQueue, RowKey, row_key
 from .queue import Claim, ClaimRow, Connection, EventQueue
 
@@ -259,28 +260,23 @@ class LogReader:
 
     def _renew(self) -> None:
         """Every third of a lease: renew the lanes' leases and the retry claims held, until closed."""
-        conn: Connection | None = None
+        heartbeat = HeartbeatConnection(self._connect, "the leases")
+
+        def renew(conn: Connection) -> None:
+            with self._held_lock:
+                lanes = dict(self.lanes)
+                keys = list(self._held)
+            for lane, epoch in lanes.items():
+                if not self.queue.renew_lease(conn, lane, epoch, self.config.lease):
+                    with self._held_lock:
+                        self._lost.add((lane, epoch))
+            self.queue.extend_retries(conn, keys, self.config.lease)
+
         try:
             while not self._closing.wait(self.config.lease / 3):
-                with self._held_lock:
-                    lanes = dict(self.lanes)
-                    keys = list(self._held)
-                try:
-                    if conn is None or conn.closed:
-                        conn = self._connect()
-                    for lane, epoch in lanes.items():
-                        if not self.queue.renew_lease(conn, lane, epoch, self.config.lease):
-                            with self._held_lock:
-                                self._lost.add((lane, epoch))
-                    self.queue.extend_retries(conn, keys, self.config.lease)
-                except Exception as exc:
-                    log.warning("pgevents: could not renew the leases (%s); retrying", exc)
-                    if conn is not None:
-                        conn.close()
-                    conn = None
+                heartbeat.run(renew)
         finally:
-            if conn is not None:
-                conn.close()
+            heartbeat.close()
 
     def close(self, conn: Connection | None) -> None:
         """Stop the heartbeat and give the lanes up (on ``conn``, if it is still open)."""

@@ -16,6 +16,7 @@ instead; listening, broadcasts, the sleeper flag and reconnects stay here.
 
 from __future__ import annotations
 
+import functools
 import logging
 import select
 import threading
@@ -39,6 +40,7 @@ from alembic_ops.core.spec import TableKey, TriggerSpec
 from .config import WorkerConfig
 from .dispatch import Dispatcher
 from .event import Event
+from .heartbeat import HeartbeatConnection
 from .log_reader import LogReader
 from .queue import Claim, ClaimRow, Connection, Cursor, EventQueue, by_name
 from .status import TableStatus, compare, describe, require_artifact
@@ -491,7 +493,7 @@ class Worker:
         Keeps going after ``stop()`` until the callback in flight has finished
         and the batch is acknowledged or released.
         """
-        conn: Connection | None = None
+        heartbeat = HeartbeatConnection(self._heartbeat_connection, "leases")
         try:
             while True:
                 time.sleep(self.config.lease / 3)
@@ -501,18 +503,9 @@ class Worker:
                     if self.stopping.is_set():
                         return
                     continue
-                try:
-                    if conn is None or conn.closed:
-                        conn = connect(self.dsn, autocommit=True, config=self.config)
-                    self.queue.extend(conn, keys, self.config.lease)
-                except CONNECTION_ERRORS as exc:
-                    log.warning("pgevents: could not renew leases (%s); retrying", exc)
-                    if conn is not None:
-                        conn.close()
-                    conn = None
+                heartbeat.run(functools.partial(self.queue.extend, keys=keys, lease=self.config.lease))
         finally:
-            if conn is not None:
-                conn.close()
+            heartbeat.close()
 
     # -- the loop ----------------------------------------------------------
 

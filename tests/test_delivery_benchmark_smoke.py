@@ -40,19 +40,19 @@ def table_rows(report: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 
 
-def test_quick_delivery_benchmark_writes_a_row_per_measurement(server_url: URL, tmp_path: Path) -> None:
-    output = tmp_path / "delivery.md"
+def run_benchmark(server_url: URL, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python <args>`` against the suite's server; fails the test unless it exits 0."""
     env = dict(os.environ, PGEVENTS_BENCH_DATABASE_URL=server_url.render_as_string(hide_password=False))
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "delivery", "--quick", "--output", str(output)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_quick_delivery_benchmark_writes_a_row_per_measurement(server_url: URL, tmp_path: Path) -> None:
+    output = tmp_path / "delivery.md"
+    result = run_benchmark(server_url, "-m", "benchmarks", "delivery", "--quick", "--output", str(output))
     report = output.read_text(encoding="utf-8")
     assert report in result.stdout
     assert "PostgreSQL " in report and "nproc " in report
@@ -75,19 +75,8 @@ def test_quick_delivery_benchmark_writes_a_row_per_measurement(server_url: URL, 
 
 def test_the_log_drain_benchmark_compares_artifacts_4_and_5(server_url: URL, tmp_path: Path) -> None:
     output = tmp_path / "log_drain.md"
-    env = dict(os.environ, PGEVENTS_BENCH_DATABASE_URL=server_url.render_as_string(hide_password=False))
     command = ["-m", "benchmarks.log_drain", "--events", "2000", "--rounds", "1", "--latency", "1"]
-    command += ["--output", str(output)]
-    result = subprocess.run(
-        [sys.executable, *command],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_benchmark(server_url, *command, "--output", str(output))
     report = output.read_text(encoding="utf-8")
     drain_table, latency_table = report.split("Commit-to-callback latency")
     rows = {row[0]: row for row in table_rows(drain_table)}
