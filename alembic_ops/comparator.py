@@ -44,7 +44,6 @@ from typing import Any
 import sqlalchemy as sa
 from alembic.autogenerate import comparators
 from alembic.autogenerate.api import AutogenContext
-from alembic.operations import MigrateOperation
 from alembic.operations.ops import DropTableOp, UpgradeOps
 
 from .artifacts import CURRENT_VERSION
@@ -231,8 +230,8 @@ def compare_pgevents(
     declared = _declared(autogen_context, connection.dialect.default_schema_name)
 
     dropped = {(op.schema, op.table_name) for op in upgrade_ops.ops if isinstance(op, DropTableOp)}
-    drops: list[MigrateOperation] = []
-    creates: list[MigrateOperation] = []
+    drops: list[TriggerSpec] = []
+    creates: list[TriggerSpec] = []
     needed: set[str] = set()
     kept_users: set[str] = set()
     for key in sorted(set(declared) | set(state.tables), key=lambda k: (k[0] or "", k[1])):
@@ -251,19 +250,17 @@ def compare_pgevents(
         if installed is not None:
             # Triggers altered by hand are replaced; drop what is there by name.
             drops.append(
-                DropPGEventTriggerOp(
-                    have
-                    or TriggerSpec(
-                        table=installed.table,
-                        schema=installed.schema,
-                        events=installed.events(),
-                        pgevents_schema=installed.pgevents_schema,
-                    )
+                have
+                or TriggerSpec(
+                    table=installed.table,
+                    schema=installed.schema,
+                    events=installed.events(),
+                    pgevents_schema=installed.pgevents_schema,
                 )
             )
         if wanted is not None:
             _check_table(autogen_context, key, wanted, dropped)
-            creates.append(CreatePGEventTriggerOp(wanted))
+            creates.append(wanted)
 
     installs = [InstallPGEventsOp(schema) for schema in sorted(needed - set(state.artifacts))]
     kept = needed | kept_users
@@ -284,8 +281,14 @@ def compare_pgevents(
         **{op.schema: op.to_version for op in upgrades},
     }
     groups = _group_creates(state, _declared_groups(autogen_context), versions)
-    upgrade_ops.ops[:0] = [*upgrades, *drops, *uninstalls]
-    upgrade_ops.ops.extend([*installs, *groups, *creates])
+    # Each trigger op is written for the version its event schema holds once the upgrades ran.
+    upgrade_ops.ops[:0] = [
+        *upgrades,
+        *(DropPGEventTriggerOp(spec, versions[spec.pgevents_schema]) for spec in drops),
+        *uninstalls,
+    ]
+    triggers = [CreatePGEventTriggerOp(spec, versions[spec.pgevents_schema]) for spec in creates]
+    upgrade_ops.ops.extend([*installs, *groups, *triggers])
 
 
 if DispatchPriority is None:  # pragma: no cover - exercised with older Alembic only

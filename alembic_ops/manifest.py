@@ -168,7 +168,7 @@ MANIFEST: tuple[Version, ...] = (
             "sleeping": "v4/sleeping",
             "capture": "v2/capture",
             "create_triggers_begin": "v1/create_triggers_begin",
-            "trigger_functions": "v3/trigger_functions",
+            "trigger_functions": "v5/trigger_functions",
             "wakeup_check": "v4/wakeup_check",
             "log_functions": "v5/log_functions",
             "drop_log_functions": "v5/drop_log_functions",

@@ -7,6 +7,7 @@ Importing this module (``import alembic_ops`` does) registers::
     op.upgrade_pgevents(schema="pgevents", from_version=3, to_version=4)
     op.downgrade_pgevents(schema="pgevents", from_version=4, to_version=3)
     op.create_pgevent_trigger("user", schema=None, events=("insert",), ..., version=4)
+    op.create_pgevent_trigger("user", events=("update",), when={"update": "..."}, version=5)
     op.drop_pgevent_trigger("user", schema=None, events=("insert",), ..., version=4)
     op.create_pgevents_group("audit", schema="pgevents", version=5)
     op.drop_pgevents_group("audit", schema="pgevents", version=5)
@@ -30,7 +31,15 @@ from .artifacts import CURRENT_VERSION, check_version
 from .core.errors import ArtifactVersionError, MissingArtifactVersionError
 from .core.identifiers import check_event_schema, check_group_name, check_lanes
 from .core.names import LOG_VERSION
-from .core.spec import DEFAULT_EVENT_SCHEMA, EVENTS, TriggerSpec, normalize_columns, normalize_events
+from .core.spec import (
+    DEFAULT_EVENT_SCHEMA,
+    EVENTS,
+    TriggerSpec,
+    When,
+    normalize_columns,
+    normalize_conditions,
+    normalize_events,
+)
 from .statements import execute_all
 
 
@@ -188,6 +197,11 @@ class _TriggerOp(_PGEventsOp):
     def __init__(self, spec: TriggerSpec, version: int = CURRENT_VERSION) -> None:
         self.spec = spec
         self.version = check_version(version)
+        if spec.when and version < LOG_VERSION:
+            raise ArtifactVersionError(
+                f"pgevents: row conditions (when=) on {spec.target} need artifact {LOG_VERSION} or newer; "
+                f"this op names version {version}"
+            )
 
     @classmethod
     def for_table(
@@ -201,21 +215,26 @@ class _TriggerOp(_PGEventsOp):
         delivery: str = "queue",
         images: bool = False,
         pgevents_schema: str = DEFAULT_EVENT_SCHEMA,
+        when: When = (),
         version: int | None = None,
     ) -> None:
         """The triggers of ``table_name`` that capture ``events``; ``version`` is required.
 
         ``columns`` limits update events to changes of those columns;
-        ``images`` keeps the old and new rows; see ``TriggerSpec``.
+        ``images`` keeps the old and new rows; ``when`` (one condition, or
+        one per event) captures only the row changes it holds for; see
+        ``TriggerSpec``.
         """
+        events = normalize_events(events)
         spec = TriggerSpec(
             table=table_name,
             schema=schema,
-            events=normalize_events(events),
+            events=events,
             columns=normalize_columns(columns),
             delivery=delivery,
             images=images,
             pgevents_schema=pgevents_schema,
+            when=normalize_conditions(when, events),
         )
         operations.invoke(cls(spec, frozen_version(version, f"{cls.name}({table_name!r})")))
 

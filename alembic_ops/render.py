@@ -36,6 +36,8 @@ from .ops import (
 OP_PARAMETERS = {"table": "table_name"}
 #: Fields written even when they hold their default: a reader sees what is captured.
 ALWAYS_WRITTEN = frozenset({"events"})
+#: Fields held as pairs, written as the mapping a migration's author writes: ``when={"update": "..."}``.
+AS_MAPPING = frozenset({"when"})
 
 _TRIGGER_PARAMETERS = inspect.signature(_TriggerOp.for_table).parameters
 
@@ -47,10 +49,11 @@ def trigger_arguments(spec: TriggerSpec) -> list[str]:
     for field in dataclasses.fields(spec):
         value = getattr(spec, field.name)
         name = OP_PARAMETERS.get(field.name, field.name)
+        source = repr(dict(value) if field.name in AS_MAPPING else value)
         if _TRIGGER_PARAMETERS[name].kind is not inspect.Parameter.KEYWORD_ONLY:
-            positional.append(repr(value))
+            positional.append(source)
         elif field.name in ALWAYS_WRITTEN or value != field.default:
-            keywords.append(f"{name}={value!r}")
+            keywords.append(f"{name}={source}")
     return [*positional, *keywords]
 
 

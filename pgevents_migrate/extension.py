@@ -20,7 +20,13 @@ from flask_sqlalchemy import SQLAlchemy
 
 from alembic_ops import TriggerSpec, declare, declare_group, declared_specs, normalize_events
 from alembic_ops.core.errors import InvalidTriggerSpecError, PGEventsError, UnknownBindError
-from alembic_ops.core.spec import DEFAULT_EVENT_SCHEMA, check_filter_columns, normalize_columns
+from alembic_ops.core.spec import (
+    DEFAULT_EVENT_SCHEMA,
+    When,
+    check_filter_columns,
+    normalize_columns,
+    normalize_conditions,
+)
 
 from .cli import pgevents_cli
 from .config import WorkerConfig
@@ -121,6 +127,7 @@ class PGEvents:
         images: bool = False,
         bind_key: str | None = None,
         ordered: bool = False,
+        when: When = None,
     ) -> Callable[[C], C]:
         """Decorator: call the function for ``identifiers`` on ``target``.
 
@@ -130,19 +137,23 @@ class PGEvents:
         Flask-SQLAlchemy bind of a ``"schema.table"`` target; a model or
         ``Table`` brings its own. ``ordered`` (artifact 5 on, queue delivery):
         the events of one row run one at a time, in order, even when one
-        fails and is retried (docs/event-log.md).
+        fails and is retried (docs/event-log.md). ``when`` (artifact 5 on): a
+        SQL condition over the ``old`` and ``new`` rows, or one per event;
+        row changes it does not hold for are never captured.
         """
         if ordered and delivery != "queue":
             raise InvalidTriggerSpecError("ordered=True needs delivery='queue': broadcasts are not retried")
         schema, table = _table_key(target)
+        events = normalize_events(identifiers)
         spec = TriggerSpec(
             table=table,
             schema=schema,
-            events=normalize_events(identifiers),
+            events=events,
             columns=normalize_columns(columns),
             delivery=delivery,
             images=images,
             pgevents_schema=self.schema,
+            when=normalize_conditions(when, events),
         )
 
         def decorator(fn: C) -> C:
@@ -163,6 +174,7 @@ class PGEvents:
         images: bool = False,
         bind_key: str | None = None,
         ordered: bool = False,
+        when: When = None,
     ) -> None:
         """Call ``fn`` for ``identifiers`` on ``target``; see ``listens_for``."""
         _check_callback(fn)
@@ -174,6 +186,7 @@ class PGEvents:
             images=images,
             bind_key=bind_key,
             ordered=ordered,
+            when=when,
         )(fn)
 
     def track(
@@ -185,20 +198,23 @@ class PGEvents:
         delivery: str = "queue",
         images: bool = False,
         bind_key: str | None = None,
+        when: When = None,
     ) -> None:
         """Capture ``identifiers`` on ``target`` without a callback here.
 
         For tables whose events another process or service consumes.
         """
         schema, table = _table_key(target)
+        events = normalize_events(identifiers)
         spec = TriggerSpec(
             table=table,
             schema=schema,
-            events=normalize_events(identifiers),
+            events=events,
             columns=normalize_columns(columns),
             delivery=delivery,
             images=images,
             pgevents_schema=self.schema,
+            when=normalize_conditions(when, events),
         )
         self._declare(target, spec, bind_key, None)
 

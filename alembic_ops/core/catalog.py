@@ -150,6 +150,7 @@ class InstalledTable:
             decoded[event] = arguments
         settings = {(a.delivery, a.images, a.key_columns) for a in decoded.values()}
         filters = {event: a.filter_columns for event, a in decoded.items() if a.filter_columns}
+        conditions = tuple((event, a.condition) for event, a in decoded.items() if a.condition is not None)
         if len(settings) != 1 or set(filters) - {"update"}:
             return None
         delivery, images, keys = settings.pop()
@@ -164,11 +165,12 @@ class InstalledTable:
                 delivery=delivery,
                 images=images,
                 pgevents_schema=self.pgevents_schema,
+                when=conditions,
             )
         except PGEventsError:
             return None
         # Hand-edited arguments that merely normalise to ours are still drift.
-        return spec if spec.columns == filters.get("update") else None
+        return spec if (spec.columns, spec.when) == (filters.get("update"), conditions) else None
 
     def events(self) -> tuple[str, ...]:
         """Events whose trigger names exist on the table (drop targets)."""

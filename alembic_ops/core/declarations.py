@@ -23,7 +23,8 @@ def merge_specs(first: TriggerSpec, second: TriggerSpec) -> TriggerSpec:
 
     Events are united; the table is durable (``queue``) if either is; row
     images are kept if either wants them; an update column filter survives
-    only while every update declaration has one (their columns united).
+    only while every update declaration has one (their columns united); an
+    event's row condition must be the same in both, or in neither.
     """
     if first.key != second.key:
         raise InvalidTriggerSpecError(f"cannot merge specs of {first.target} and {second.target}")
@@ -32,6 +33,14 @@ def merge_specs(first: TriggerSpec, second: TriggerSpec) -> TriggerSpec:
             f"{first.target} is declared with two pgevents schemas: "
             f"{first.pgevents_schema!r} and {second.pgevents_schema!r}"
         )
+    for event in EVENTS:
+        conditions = {spec.condition(event) for spec in (first, second) if event in spec.events}
+        if len(conditions) > 1:
+            described = " and ".join(sorted("no condition" if c is None else repr(c) for c in conditions))
+            raise InvalidTriggerSpecError(
+                f"{first.target} {event} events are declared with {described}: its trigger applies one "
+                f"condition, so give every {event} listener of the table the same one (or none)"
+            )
     update_filters = [s.columns for s in (first, second) if "update" in s.events]
     columns: tuple[str, ...] | None = None
     if update_filters and all(f is not None for f in update_filters):
@@ -44,6 +53,7 @@ def merge_specs(first: TriggerSpec, second: TriggerSpec) -> TriggerSpec:
         delivery="queue" if "queue" in (first.delivery, second.delivery) else "broadcast",
         images=first.images or second.images,
         pgevents_schema=first.pgevents_schema,
+        when=(*first.when, *second.when),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
+from .conditions import check_condition
 from .errors import InvalidTriggerSpecError, UncapturableTableError
 from .identifiers import check_event_schema, check_identifier
 
@@ -16,6 +17,10 @@ DEFAULT_EVENT_SCHEMA = "pgevents"
 
 #: ``(schema, table)``; schema ``None`` means the connection's default schema.
 TableKey = tuple[str | None, str]
+#: Row conditions as a ``TriggerSpec`` holds them: ``(event, condition)`` pairs in event order.
+Conditions = tuple[tuple[str, str], ...]
+#: Row conditions as callers give them: one for every event, or by event.
+When = str | Mapping[str, str] | Iterable[tuple[str, str]] | None
 
 
 def normalize_event(name: object) -> str:
@@ -53,12 +58,38 @@ def normalize_columns(columns: Iterable[str] | None) -> tuple[str, ...] | None:
     return normalized
 
 
+def normalize_conditions(when: When, events: Iterable[str]) -> Conditions:
+    """``when=`` as ``(event, condition)`` pairs for ``events``.
+
+    A string applies to every event; a mapping names events (``"update"``,
+    ``"after_update"``...), each one that ``events`` holds.
+    """
+    events = tuple(events)
+    if when is None:
+        return ()
+    if isinstance(when, str):
+        condition = check_condition(when)
+        return tuple((event, condition) for event in events)
+    found: dict[str, str] = {}
+    for name, condition in when.items() if isinstance(when, Mapping) else when:
+        event = normalize_event(name)
+        if event not in events:
+            raise InvalidTriggerSpecError(
+                f"when= gives a condition for {event} events, which are not captured "
+                f"(only {', '.join(events)} are)"
+            )
+        found[event] = check_condition(condition, f"when= for {event}")
+    return tuple((event, found[event]) for event in EVENTS if event in found)
+
+
 @dataclass(frozen=True)
 class TriggerSpec:
     """The pgevents triggers of one table.
 
     ``columns`` restricts update events to updates that change one of those
-    columns; ``images`` records the old and new rows as JSON.
+    columns; ``images`` records the old and new rows as JSON; ``when`` holds
+    row conditions by event (artifact 5 on): SQL over ``old`` and ``new``
+    that a row change must meet to be captured.
     """
 
     table: str
@@ -68,6 +99,7 @@ class TriggerSpec:
     delivery: str = "queue"
     images: bool = False
     pgevents_schema: str = DEFAULT_EVENT_SCHEMA
+    when: Conditions = ()
 
     def __post_init__(self) -> None:
         check_identifier(self.table, "table name")
@@ -86,6 +118,11 @@ class TriggerSpec:
             )
         object.__setattr__(self, "columns", columns)
         object.__setattr__(self, "images", bool(self.images))
+        object.__setattr__(self, "when", normalize_conditions(self.when, self.events))
+
+    def condition(self, event: str) -> str | None:
+        """The row condition of ``event``, if any."""
+        return dict(self.when).get(event)
 
     @property
     def key(self) -> TableKey:

@@ -4,6 +4,24 @@
 -- attempts of a retry; dead letters keep one row per id; handled events are
 -- not kept. Writers wait for the lock below.
 -- #include expect
+-- Artifact 4 has no row conditions: refuse while a trigger carries one.
+DO $pgevents$
+DECLARE
+    conditional text;
+BEGIN
+    SELECT string_agg(DISTINCT t.tgrelid::regclass::text, ', ') INTO conditional
+      FROM pg_trigger t
+      JOIN pg_proc p ON p.oid = t.tgfoid
+     WHERE p.pronamespace = to_regnamespace(quote_ident(@schema_name@))
+       AND starts_with(obj_description(p.oid, 'pg_proc'), @generated_marker@)
+       AND split_part(encode(t.tgargs, 'escape'), '\000', 2) LIKE '%+when';
+    IF conditional IS NOT NULL THEN
+        RAISE EXCEPTION USING
+            MESSAGE = 'pgevents: artifact 4 has no row conditions, and triggers on ' || conditional || ' have one',
+            HINT = 'Drop those triggers, or recreate them without when=, in a migration before this downgrade.';
+    END IF;
+END
+$pgevents$;
 LOCK TABLE @schema@.event IN ACCESS EXCLUSIVE MODE;
 -- Copies, so that the new tables get the old names of constraints too.
 CREATE TEMPORARY TABLE pgevents_pending_v5 ON COMMIT DROP AS
