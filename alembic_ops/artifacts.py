@@ -24,7 +24,6 @@ from .core.names import (
     DEFAULT_GROUP,
     GENERATED_MARKER,
     GENERATED_PREFIX,
-    LOG_VERSION,
     NEW_TABLE,
     OLD_TABLE,
     TRIGGER_NAMES,
@@ -75,30 +74,11 @@ _NAME_TOKENS: dict[str, str] = {
 }
 
 
-def _log_tokens(pgevents_schema: str, version: int) -> dict[str, str]:
-    """What the capture functions of ``version`` add to each event row: from artifact 5 on, its partition.
-
-    The generation is read once per statement into ``generation`` (a column
-    default would read it once per row); older versions render without it.
-    """
-    if version < LOG_VERSION:
-        return dict.fromkeys(("log_declare", "log_column", "log_value", "log_param", "log_using"), "")
-    generation = quote_literal(generation_sequence(pgevents_schema))
-    return {
-        "log_declare": f"DECLARE\n    generation smallint := pg_sequence_last_value({generation});\n",
-        "log_column": "gen, ",
-        "log_value": "generation, ",
-        "log_param": "$4, ",
-        "log_using": ", generation",
-    }
-
-
-def _artifact_tokens(pgevents_schema: str, version: int = CURRENT_VERSION) -> dict[str, str]:
-    """The tokens of every template that builds ``version`` in ``pgevents_schema``."""
+def _artifact_tokens(pgevents_schema: str) -> dict[str, str]:
+    """The tokens of every template, for an artifact in ``pgevents_schema``."""
     schema = quote_identifier(check_event_schema(pgevents_schema))
     return {
         **_NAME_TOKENS,
-        **_log_tokens(pgevents_schema, version),
         "generation": quote_literal(generation_sequence(pgevents_schema)),
         "event_id": quote_literal(event_id_sequence(pgevents_schema)),
         "default_group": quote_literal(DEFAULT_GROUP),
@@ -113,17 +93,17 @@ def _artifact_tokens(pgevents_schema: str, version: int = CURRENT_VERSION) -> di
 
 def install_sql(pgevents_schema: str, version: int = CURRENT_VERSION) -> str:
     """Create the event schema's tables and the capture function."""
-    return render(version, "install", {**_artifact_tokens(pgevents_schema, version), "or_replace": ""})
+    return render(version, "install", {**_artifact_tokens(pgevents_schema), "or_replace": ""})
 
 
 def uninstall_sql(pgevents_schema: str, version: int = CURRENT_VERSION) -> str:
     """Drop what ``install_sql`` created; the schema only if left empty."""
-    return render(version, "uninstall", _artifact_tokens(pgevents_schema, version))
+    return render(version, "uninstall", _artifact_tokens(pgevents_schema))
 
 
 def check_no_events_sql(pgevents_schema: str, version: int = CURRENT_VERSION) -> str:
     """Fail, naming the counts, while the event log holds undelivered events or dead letters."""
-    return render(version, "check_no_events", _artifact_tokens(pgevents_schema, version))
+    return render(version, "check_no_events", _artifact_tokens(pgevents_schema))
 
 
 def change_version_sql(pgevents_schema: str, from_version: int, to_version: int) -> list[str]:
@@ -137,9 +117,7 @@ def change_version_sql(pgevents_schema: str, from_version: int, to_version: int)
     check_version(to_version)
 
     def step(version: int, operation: str, starts_at: int) -> str:
-        # A downgrade builds the version before it.
-        built = version if operation == "upgrade" else version - 1
-        tokens = {**_artifact_tokens(pgevents_schema, built), "or_replace": "OR REPLACE "}
+        tokens = {**_artifact_tokens(pgevents_schema), "or_replace": "OR REPLACE "}
         return render(version, operation, {**tokens, "expected": quote_literal(artifact_marker(starts_at))})
 
     if from_version < to_version:
@@ -168,7 +146,7 @@ def create_trigger_sql(spec: TriggerSpec, version: int = CURRENT_VERSION) -> lis
     """
     head, update_tail = arguments.array_sql(spec)
     tokens = {
-        **_artifact_tokens(spec.pgevents_schema, version),
+        **_artifact_tokens(spec.pgevents_schema),
         "table_literal": quote_literal(qualified_table(spec.table, spec.schema)),
         "events": quote_text_array(spec.events),
         "trigger_arguments": head,

@@ -166,7 +166,7 @@ MANIFEST: tuple[Version, ...] = (
             "log_tables": "v5/log_tables",
             "sleeper": "v1/sleeper",
             "sleeping": "v4/sleeping",
-            "capture": "v2/capture",
+            "capture": "v5/capture",
             "create_triggers_begin": "v1/create_triggers_begin",
             "trigger_functions": "v5/trigger_functions",
             "wakeup_check": "v4/wakeup_check",
@@ -180,7 +180,6 @@ MANIFEST: tuple[Version, ...] = (
             "create_group": "v5/create_group",
             "drop_group": "v5/drop_group",
         },
-        draft=True,
     ),
 )
 

@@ -40,7 +40,6 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.engine import URL
 
-from alembic_ops.manifest import DRAFT_VARIABLE
 from pgevents_migrate import Event, PGEvents
 
 from .common import Machine, add_output_option, connect, execute, fetch_value, progress, publish, scratch
@@ -144,7 +143,6 @@ def start_worker(url: URL, out: Path, log_path: Path) -> subprocess.Popen[bytes]
         **os.environ,
         URL_ENV: url.render_as_string(hide_password=False),
         OUT_ENV: str(out),
-        DRAFT_VARIABLE: "1",
     }
     with open(log_path, "wb") as log:
         return subprocess.Popen(
@@ -306,7 +304,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sustained-rate", type=int, default=20_000, metavar="EVENTS")
     add_output_option(parser, "log_drain.md")
     args = parser.parse_args(argv)
-    os.environ[DRAFT_VARIABLE] = "1"  # artifact 5 is a draft until it is released
     rates: dict[int, list[float]] = {version: [] for version in VERSIONS}
     dead: dict[int, list[float]] = {version: [] for version in VERSIONS}
     with scratch() as (_admin, url, server, workdir):

@@ -69,8 +69,10 @@ def migrate_and_upgrade(app: Flask, migrations: Path, message: str) -> str:
     return written[-1]
 
 
-#: Installs this artifact version instead of the current one (e.g. 5, to run the runtime tests on the log).
+#: Installs this artifact version instead of the current one (``@pytest.mark.artifact(4)`` sets it).
 TEST_VERSION_VARIABLE = "PGEVENTS_TEST_ARTIFACT_VERSION"
+#: The last artifact whose queue is a job table (claims, leases per event, ``processed``).
+JOB_TABLE_VERSION = 4
 
 
 def install_declared(connection: sa.Connection, metadata: sa.MetaData) -> None:

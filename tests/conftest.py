@@ -23,11 +23,28 @@ from sqlalchemy.engine import URL
 from pgevents_migrate.testing import kept_logging
 from pgevents_migrate.testing import temporary_database as temporary_database
 from tests import runtime_app
+from tests.apps import TEST_VERSION_VARIABLE
 from tests.pg import libpq_dsn
 from tests.workers import WorkerPool
 
 # The suite also tests the artifact version under construction (alembic_ops/manifest.py).
 os.environ["PGEVENTS_DRAFT_ARTIFACTS"] = "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "artifact(version): install this artifact version where the test installs the declared "
+        "triggers (tests.apps.install_declared), e.g. 4 for a test of the job table",
+    )
+
+
+@pytest.fixture(autouse=True)
+def artifact_version(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``@pytest.mark.artifact(4)``: the test's runtime runs on that artifact version (the job table)."""
+    marker = request.node.get_closest_marker("artifact")
+    if marker is not None:
+        monkeypatch.setenv(TEST_VERSION_VARIABLE, str(marker.args[0]))
 
 
 @pytest.fixture(scope="session")

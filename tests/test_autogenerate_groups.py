@@ -64,8 +64,9 @@ def group_app(database_url: URL, migrations: Path, group: str | None = None) -> 
 
 
 def at_artifact(version: int, database_url: URL, migrations: Path, group: str | None = None) -> Flask:
-    """The app, upgraded to its first revision rewritten for artifact ``version``, as a project on it is."""
-    app = group_app(database_url, migrations, group)
+    """The app in ``group``, its database upgraded to a first revision (written for the default group)
+    rewritten for artifact ``version``, as a project on that version is."""
+    app = group_app(database_url, migrations)
     flask_db(app, "init")
     flask_db(app, "migrate", "-m", f"users, on artifact {version}")
     (first,) = (migrations / "versions").glob("*.py")
@@ -73,7 +74,7 @@ def at_artifact(version: int, database_url: URL, migrations: Path, group: str | 
     flask_db(app, "upgrade")
     installed = fetch(libpq_dsn(database_url), "SELECT obj_description('pgevents.capture()'::regprocedure)")
     assert installed == [(f"pgevents-migrate artifact {version}",)]
-    return app
+    return group_app(database_url, migrations, group)
 
 
 def groups(dsn: str) -> list[str]:
@@ -153,11 +154,20 @@ def test_a_group_another_app_registered_is_never_dropped(
     assert groups(dsn) == ["audit", "default"]
 
 
-def test_artifact_4_gets_no_group_ops(database_url: URL, migrations: Path, dsn: str) -> None:
+def test_an_app_on_artifact_4_gets_the_upgrade_then_its_group(
+    database_url: URL, migrations: Path, dsn: str
+) -> None:
     app = at_artifact(4, database_url, migrations, "audit")
-    assert "pgevents_group" not in revisions(migrations)[0]
+    assert fetch(dsn, "SELECT to_regclass('pgevents.consumer_group')") == [(None,)]
+    flask_db(app, "migrate", "-m", "the log and the audit group")
+    assert op_lines(revisions(migrations)[-1], "upgrade") == [
+        f"op.upgrade_pgevents(schema='pgevents', from_version=4, to_version={LOG_VERSION})",
+        f"op.create_pgevents_group('audit', version={LOG_VERSION})",
+    ]
+    flask_db(app, "upgrade")
+    assert groups(dsn) == ["audit", "default"]
     flask_db(app, "check")
-    assert "No changes in schema detected" in flask_db(app, "migrate", "-m", "nothing").output
+    flask_db(app, "downgrade")
     assert fetch(dsn, "SELECT to_regclass('pgevents.consumer_group')") == [(None,)]
 
 

@@ -59,19 +59,21 @@ def test_every_command_works_on_another_bind(database_url: URL, server_url: URL,
         assert everything.exit_code == 0, everything.output
         assert "database default:" in everything.output and "pending 2, failed 0" in everything.output
 
+        # A dead letter of the default group, as a worker leaves one.
         execute(
             other_dsn,
-            "WITH d AS (DELETE FROM pgevents.event WHERE pk->>'id' = '2' RETURNING *)"
-            " INSERT INTO pgevents.dead_letter (id, op, schema_name, table_name, pk, txid, created_at,"
-            " attempts, done, error) SELECT id, op, schema_name, table_name, pk, txid, created_at, 5, '{}',"
-            " 'Traceback ...\nValueError: boom' FROM d",
+            "INSERT INTO pgevents.dead_letter (group_name, id, op, schema_name, table_name, pk, txid,"
+            " created_at, attempts, done, error) SELECT 'default', id, op, schema_name, table_name, pk, txid,"
+            " created_at, 5, '{}', 'Traceback ...\nValueError: boom'"
+            " FROM pgevents.event WHERE pk->>'id' = '2'",
         )
         failed = runner.invoke(args=["pgevents", "failed", "--bind", "other"])
         assert failed.exit_code == 0 and "insert public.item {'id': 2}" in failed.output, failed.output
         assert "ValueError: boom" in failed.output
         retried = runner.invoke(args=["pgevents", "retry", "--all", "--bind", "other"])
         assert retried.exit_code == 0 and "requeued 1 event(s)" in retried.output, retried.output
-        assert fetch(other_dsn, "SELECT count(*) FROM pgevents.event") == [(2,)]
+        assert fetch(other_dsn, "SELECT count(*) FROM pgevents.dead_letter") == [(0,)]
+        assert fetch(other_dsn, "SELECT pk FROM pgevents.retry") == [({"id": 2},)]
         purged = runner.invoke(
             args=["pgevents", "purge", "--older-than", "0s", "--dead-letters", "--bind", "other"]
         )

@@ -12,17 +12,23 @@ import pytest
 
 from alembic_ops import CURRENT_VERSION
 from pgevents_migrate.queue import EventQueue
+from tests.apps import JOB_TABLE_VERSION
 from tests.pg import Listener, RunOps, events, execute, fetch, wait_for
 
 
 @pytest.fixture
-def capture(run_ops: RunOps, dsn: str) -> Callable[..., None]:
-    """Install the artifact, create a table from ``ddl``, and put triggers on it."""
-    run_ops(lambda op: op.install_pgevents(version=CURRENT_VERSION))
+def capture(run_ops: RunOps, dsn: str, request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Install the artifact, create a table from ``ddl``, and put triggers on it.
+
+    The current artifact, or the one a ``@pytest.mark.artifact(version)`` names.
+    """
+    marker = request.node.get_closest_marker("artifact")
+    version = int(marker.args[0]) if marker is not None else CURRENT_VERSION
+    run_ops(lambda op: op.install_pgevents(version=version))
 
     def make(ddl: str, table: str, **options: Any) -> None:
         execute(dsn, ddl)
-        run_ops(lambda op: op.create_pgevent_trigger(table, **options, version=CURRENT_VERSION))
+        run_ops(lambda op: op.create_pgevent_trigger(table, **options, version=version))
 
     return make
 
@@ -51,8 +57,13 @@ def test_event_records_transaction_and_time(capture: Callable[..., None], dsn: s
         (txid,) = cur.fetchone()  # type: ignore[misc]
     conn.close()
     execute(dsn, "INSERT INTO t VALUES (3)")
-    rows = fetch(dsn, "SELECT txid::text, created_at IS NOT NULL, attempts FROM pgevents.event ORDER BY id")
-    assert rows[0] == rows[1] == (txid, True, 0)
+    rows = fetch(
+        dsn,
+        "SELECT txid::text, created_at IS NOT NULL, tableoid::regclass::text, gen"
+        " FROM pgevents.event ORDER BY id",
+    )
+    # Written to the partition writers append to (the first, on a fresh log).
+    assert rows[0] == rows[1] == (txid, True, "pgevents.event_0", 0)
     assert rows[2][0] != txid
 
 
@@ -420,16 +431,39 @@ def test_queue_wakes_a_listener_only_while_one_sleeps(capture: Callable[..., Non
         listener.close()
 
 
-def test_a_writer_role_needs_no_new_privileges(capture: Callable[..., None], dsn: str) -> None:
-    """What a writing role needed before artifact 4 (no grant on the flag sequence) still suffices."""
+#: docs/runtime.md's grants for a role that writes to captured tables, on artifact 4's job table
+#: (none on the flag sequence).
+JOB_TABLE_WRITER_GRANTS = (
+    "GRANT USAGE ON SCHEMA pgevents TO {role}",
+    "GRANT INSERT ON pgevents.event TO {role}",
+    "GRANT SELECT ON pgevents.sleeper TO {role}",
+)
+#: The same on artifact 5's log.
+LOG_WRITER_GRANTS = (
+    "GRANT USAGE ON SCHEMA pgevents TO {role}",
+    "GRANT INSERT ON pgevents.event_0, pgevents.event_1, pgevents.event_2, pgevents.event_3 TO {role}",
+    "GRANT USAGE ON SEQUENCE pgevents.event_id TO {role}",
+)
+
+
+@pytest.mark.parametrize(
+    "grants",
+    [
+        # Artifact 4's job table: what a writing role needed before artifact 4 still suffices.
+        pytest.param(JOB_TABLE_WRITER_GRANTS, marks=pytest.mark.artifact(JOB_TABLE_VERSION), id="job_table"),
+        pytest.param(LOG_WRITER_GRANTS, id="log"),
+    ],
+)
+def test_a_writer_role_needs_no_new_privileges(
+    capture: Callable[..., None], dsn: str, grants: tuple[str, ...]
+) -> None:
+    """A writing role with the documented grants (none on the flag sequence) writes and wakes a sleeper."""
     capture("CREATE TABLE t (id int PRIMARY KEY)", "t")
     role = f"pgevents_writer_{uuid.uuid4().hex[:8]}"
     execute(
         dsn,
         f"CREATE ROLE {role}",
-        f"GRANT USAGE ON SCHEMA pgevents TO {role}",
-        f"GRANT INSERT ON pgevents.event TO {role}",
-        f"GRANT SELECT ON pgevents.sleeper TO {role}",
+        *(grant.format(role=role) for grant in grants),
         f"GRANT INSERT ON t TO {role}",
     )
     listener = Listener(dsn, "pgevents")

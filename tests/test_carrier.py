@@ -29,7 +29,7 @@ from alembic_ops import (
 from alembic_ops.render import OP_PARAMETERS
 from pgevents_migrate import Event, PGEvents
 from pgevents_migrate.queue import DeadLetter, EventQueue, QueueCounts, by_name
-from tests.apps import install_declared
+from tests.apps import JOB_TABLE_VERSION, install_declared
 from tests.pg import execute
 
 SPECS = [
@@ -228,7 +228,9 @@ def test_a_filter_beside_an_unfiltered_listener_holds_only_with_row_images(
         assert calls == [("on_a", None), ("on_any", None)]
 
 
+@pytest.mark.artifact(JOB_TABLE_VERSION)
 def test_queue_rows_are_read_by_column_name(database_url: URL, dsn: str) -> None:
+    """``EventQueue`` on artifact 4's job table: claims, dead letters and counts read by column name."""
     app, db = _app(database_url)
     pgevents = PGEvents(app, db)
 

@@ -89,3 +89,15 @@ def test_the_log_drain_benchmark_compares_artifacts_4_and_5(server_url: URL, tmp
     # The job table leaves a dead tuple or two per event; the log only its bookkeeping.
     assert int(rows["4"][2].split()[0].replace(",", "")) >= 2000
     assert int(rows["5"][2].split()[0].replace(",", "")) < 200
+
+
+def test_the_statement_cpu_benchmark_measures_each_artifacts_trigger(server_url: URL, tmp_path: Path) -> None:
+    output = tmp_path / "statement_cpu.md"
+    command = ["-m", "benchmarks.statement_cpu", "--rounds", "2", "--statements", "20"]
+    run_benchmark(server_url, *command, "--output", str(output))
+    report = output.read_text(encoding="utf-8")
+    rows = {row[0]: row for row in table_rows(report)}
+    assert sorted(rows) == ["plain", "queue_v4", "queue_v5"]
+    assert all(re.fullmatch(r"[\d.]+ us", row[1]) for row in rows.values()), rows
+    assert rows["plain"][2] == "0.0 us (0.0-0.0)"
+    assert re.search(r"Artifact 5 minus artifact 4, per statement: [+-][\d.]+ us", report)

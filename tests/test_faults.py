@@ -23,8 +23,10 @@ import psycopg2
 import pytest
 from sqlalchemy.engine import URL
 
+from alembic_ops import CURRENT_VERSION
 from pgevents_migrate.embedded import EmbeddedServer
 from tests import runtime_app
+from tests.apps import JOB_TABLE_VERSION
 from tests.pg import libpq_dsn, wait_for
 from tests.workers import (
     PROBE_APP,
@@ -62,8 +64,25 @@ def assert_drained(dsn: str) -> None:
     assert scalar(dsn, "SELECT count(*) FROM pgevents.dead_letter") == 0
 
 
+#: The page the next reader of the default group's lane 0 reads first: the
+#: window's events after the last acknowledged one (artifact 5's fetch).
+NEXT_PAGE_SQL = """
+SELECT e.id, 1 FROM pgevents.group_cursor c, pgevents.window_events(c, c.window_snapshot, %s) e
+ WHERE c.group_name = 'default' AND c.lane = 0 AND c.window_snapshot IS NOT NULL
+"""
+
+
+@pytest.mark.parametrize(
+    "artifact",
+    [
+        # Artifact 4's job table: the claims in flight come back as second attempts.
+        pytest.param(JOB_TABLE_VERSION, marks=pytest.mark.artifact(JOB_TABLE_VERSION), id="job_table"),
+        # The log: the page in flight comes again, as first attempts, with the same ids.
+        pytest.param(CURRENT_VERSION, id="log"),
+    ],
+)
 def test_sigkill_during_writes_then_restart_delivers_everything(
-    url: URL, dsn: str, workers: WorkerPool
+    url: URL, dsn: str, workers: WorkerPool, artifact: int
 ) -> None:
     batch = 100
     env: dict[str, Any] = {"PGEVENTS_LEASE": 2, "PGEVENTS_BATCH_SIZE": batch}
@@ -75,10 +94,14 @@ def test_sigkill_during_writes_then_restart_delivers_everything(
         writers.gate.set()
         wait_for(lambda: writers.committed >= 6000, timeout=60)
         first.kill()
-        # Once the server has dropped the dead worker's sessions, the claims it
-        # left (attempts 1, leased) are exactly the ones that were in flight.
+        # Once the server has dropped the dead worker's sessions, what it left
+        # in flight is fixed: on the job table the claims it left (attempts 1,
+        # leased), on the log the page after its last acknowledgement.
         wait_for(lambda: foreign_backends(dsn) == 0, timeout=30)
-        in_flight = dict(query(dsn, "SELECT id, attempts FROM pgevents.event WHERE attempts > 0"))
+        if artifact == JOB_TABLE_VERSION:
+            in_flight = dict(query(dsn, "SELECT id, attempts FROM pgevents.event WHERE attempts > 0"))
+        else:
+            in_flight = dict(query(dsn, NEXT_PAGE_SQL, (batch,)))
         second = workers.start(url, **env)
         inserted = writers.join()
     assert len(inserted) == 10_000
@@ -93,18 +116,30 @@ def test_sigkill_during_writes_then_restart_delivers_everything(
     assert set(deliveries) == {("insert", row_id) for row_id in inserted}
     duplicates = {key: sorted(d) for key, d in deliveries.items() if len(d) > 1}
     assert len(duplicates) <= batch, duplicates
+    again = 2 if artifact == JOB_TABLE_VERSION else 1
     for key, twice in duplicates.items():
         (event_id, first_attempt), (same_id, second_attempt) = twice  # exactly two deliveries
-        assert (first_attempt, second_attempt) == (1, 2) and event_id == same_id, (key, twice)
+        assert (first_attempt, second_attempt) == (1, again) and event_id == same_id, (key, twice)
         assert event_id in in_flight, (key, twice)
-    # A second attempt happened for exactly the claims in flight at the kill.
-    assert {event_id for event_id, _, _, attempt, _ in rows if attempt != 1} == set(in_flight)
-    assert {attempt for _, _, _, attempt, _ in rows} <= {1, 2}
+    if artifact == JOB_TABLE_VERSION:
+        # A second attempt happened for exactly the claims in flight at the kill.
+        assert {event_id for event_id, _, _, attempt, _ in rows if attempt != 1} == set(in_flight)
+        assert {attempt for _, _, _, attempt, _ in rows} <= {1, 2}
+    else:
+        # Delivered again: exactly the events of the page in flight the killed worker had handled.
+        killed = {event_id for event_id, _, _, _, pid in rows if pid == first.pid}
+        assert {twice[0][0] for twice in duplicates.values()} == killed & set(in_flight)
+        assert {attempt for _, _, _, attempt, _ in rows} == {1}
     assert len(rows) == 10_000 + len(duplicates)
     assert_drained(dsn)
 
 
+@pytest.mark.artifact(JOB_TABLE_VERSION)
 def test_three_workers_share_30000_events_exactly_once(url: URL, dsn: str, workers: WorkerPool) -> None:
+    """Artifact 4's job table: workers share the events by claims, without lanes.
+
+    (Artifact 5 shares a group by lanes: test_log_worker.py's three workers on three lanes.)
+    """
     inserted = insert_users(dsn, 30_000)
     started = [workers.start(url, PGEVENTS_BATCH_SIZE=500) for _ in range(3)]
     wait_for(lambda: alive(*started) and handled_count(dsn) >= 30_000 and pending(dsn) == 0, timeout=180)
@@ -268,9 +303,11 @@ def test_server_restart_under_load_delivers_every_committed_row(
     assert_drained(dsn)
 
 
+@pytest.mark.artifact(JOB_TABLE_VERSION)
 def test_sigterm_finishes_the_callback_in_flight_and_releases_the_rest(
     url: URL, dsn: str, workers: WorkerPool
 ) -> None:
+    """Artifact 4's job table: per-event leases kept through the grace period, the rest released."""
     grace = 10.0
     inserted = sorted(insert_users(dsn, 5))
     worker = workers.start(
@@ -352,8 +389,12 @@ def test_callback_longer_than_the_lease_runs_once(url: URL, dsn: str, workers: W
     assert_drained(dsn)
 
 
+@pytest.mark.artifact(JOB_TABLE_VERSION)
 def test_prefetched_claims_keep_their_leases(url: URL, dsn: str, workers: WorkerPool) -> None:
-    """Claims taken ahead wait through a half batch of slow callbacks, leases renewed."""
+    """Claims taken ahead wait through a half batch of slow callbacks, leases renewed.
+
+    Artifact 4's job table: leases per claimed event (``available_at``).
+    """
     batch = 4
     worker = workers.start(
         url,

@@ -281,9 +281,8 @@ def test_a_partition_an_open_writer_wrote_is_kept_until_its_events_are_handled(
 #: docs/runtime.md, "Roles and privileges", artifact 5.
 LOG_WRITER_GRANTS = (
     "GRANT USAGE ON SCHEMA pgevents TO {role}",
-    "GRANT INSERT ON pgevents.event TO {role}",
+    "GRANT INSERT ON pgevents.event_0, pgevents.event_1, pgevents.event_2, pgevents.event_3 TO {role}",
     "GRANT USAGE ON SEQUENCE pgevents.event_id TO {role}",
-    "GRANT SELECT ON pgevents.sleeper TO {role}",
 )
 LOG_WORKER_GRANTS = (
     "GRANT USAGE ON SCHEMA pgevents TO {role}",

@@ -38,8 +38,10 @@ from alembic_ops import (
     artifacts,
 )
 from alembic_ops.core.catalog import read_installed
+from alembic_ops.core.names import LOG_VERSION
 from alembic_ops.manifest import ALL_VERSIONS, DRAFT_VERSIONS, VERSIONS
 from pgevents_migrate.queue import EventQueue
+from tests.apps import JOB_TABLE_VERSION
 from tests.pg import RunOps, events, execute, fetch
 
 STATE_SQL = """
@@ -67,23 +69,34 @@ def offline_sql(body: Callable[[Operations], None]) -> str:
     return buffer.getvalue()
 
 
-def test_install_and_uninstall_round_trip(run_ops: RunOps, dsn: str) -> None:
+#: The main tables each kind of event log installs.
+LOG_RELATIONS = {
+    JOB_TABLE_VERSION: {"pgevents.event", "pgevents.dead_letter", "pgevents.processed", "pgevents.sleeper"},
+    LOG_VERSION: {
+        "pgevents.event",
+        *(f"pgevents.event_{generation}" for generation in range(4)),
+        "pgevents.consumer_group",
+        "pgevents.group_cursor",
+        "pgevents.retry",
+        "pgevents.dead_letter",
+        "pgevents.sleeper",
+    },
+}
+
+
+@pytest.mark.parametrize("version", [JOB_TABLE_VERSION, CURRENT_VERSION])
+def test_install_and_uninstall_round_trip(run_ops: RunOps, dsn: str, version: int) -> None:
     empty = fetch(dsn, STATE_SQL)
-    run_ops(lambda op: op.install_pgevents(version=CURRENT_VERSION))
+    run_ops(lambda op: op.install_pgevents(version=version))
     installed = fetch(dsn, STATE_SQL)
     assert ("schema", "pgevents") in installed
-    assert {name for kind, name in installed if kind == "relation"} >= {
-        "pgevents.event",
-        "pgevents.dead_letter",
-        "pgevents.processed",
-        "pgevents.sleeper",
-    }
+    assert {name for kind, name in installed if kind == "relation"} >= LOG_RELATIONS[version]
     assert fetch(dsn, "SELECT obj_description('pgevents.capture()'::regprocedure)") == [
-        (f"pgevents-migrate artifact {CURRENT_VERSION}",)
+        (f"pgevents-migrate artifact {version}",)
     ]
-    run_ops(lambda op: op.uninstall_pgevents(version=CURRENT_VERSION))
+    run_ops(lambda op: op.uninstall_pgevents(version=version))
     assert fetch(dsn, STATE_SQL) == empty
-    run_ops(lambda op: op.install_pgevents(version=CURRENT_VERSION))
+    run_ops(lambda op: op.install_pgevents(version=version))
     assert fetch(dsn, STATE_SQL) == installed
 
 
@@ -330,7 +343,9 @@ SELECT c.relname, t.tgname, t.tgfoid::regprocedure::text
 """
 
 
-def test_artifact_3_gives_single_key_triggers_functions_of_their_own(run_ops: RunOps, dsn: str) -> None:
+@pytest.mark.parametrize("version", [JOB_TABLE_VERSION, CURRENT_VERSION])
+def test_triggers_get_capture_functions_of_their_own(run_ops: RunOps, dsn: str, version: int) -> None:
+    """Artifacts 3 and 4: single-key triggers without images or a filter; from 5 on, every trigger."""
     execute(
         dsn,
         "CREATE SCHEMA other",
@@ -342,36 +357,38 @@ def test_artifact_3_gives_single_key_triggers_functions_of_their_own(run_ops: Ru
     )
     run_ops(
         lambda op: (
-            op.install_pgevents(version=CURRENT_VERSION),
-            op.create_pgevent_trigger("item", events=("insert", "update"), version=CURRENT_VERSION),
+            op.install_pgevents(version=version),
+            op.create_pgevent_trigger("item", events=("insert", "update"), version=version),
             op.create_pgevent_trigger(
-                "item", schema="other", events="insert", delivery="broadcast", version=CURRENT_VERSION
+                "item", schema="other", events="insert", delivery="broadcast", version=version
             ),
-            op.create_pgevent_trigger("pair", events="insert", version=CURRENT_VERSION),
-            op.create_pgevent_trigger("imaged", events="insert", images=True, version=CURRENT_VERSION),
-            op.create_pgevent_trigger(LONG, events="insert", version=CURRENT_VERSION),
+            op.create_pgevent_trigger("pair", events="insert", version=version),
+            op.create_pgevent_trigger("imaged", events="insert", images=True, version=version),
+            op.create_pgevent_trigger(LONG, events="insert", version=version),
         )
     )
+    generic = "pgevents.capture()"
+    all_own = version >= LOG_VERSION
     assert fetch(dsn, GENERATED_SQL) == [
-        ("imaged", "pgevents_insert", "pgevents.capture()"),
+        ("imaged", "pgevents_insert", "pgevents.capture_imaged_insert()" if all_own else generic),
         ("item", "pgevents_insert", "pgevents.capture_item_insert()"),
         ("item", "pgevents_insert", "pgevents.capture_item_insert_2()"),
         ("item", "pgevents_update", "pgevents.capture_item_update()"),
-        ("pair", "pgevents_insert", "pgevents.capture()"),
+        ("pair", "pgevents_insert", "pgevents.capture_pair_insert()" if all_own else generic),
         (LONG, "pgevents_insert", f"pgevents.capture_{LONG[:40]}_insert()"),
     ]
     assert fetch(dsn, "SELECT obj_description('pgevents.capture_item_insert_2()'::regprocedure)") == [
         ("pgevents-migrate capture of other.item insert",)
     ]
-    with pytest.raises(sa.exc.InternalError, match="trigger pgevents_insert on table item depends on"):
-        run_ops(lambda op: op.uninstall_pgevents(version=CURRENT_VERSION))
-    run_ops(lambda op: op.drop_pgevent_trigger("item", events="update", version=CURRENT_VERSION))
+    with pytest.raises(sa.exc.InternalError, match=r"trigger pgevents_insert on table \w+ depends on"):
+        run_ops(lambda op: op.uninstall_pgevents(version=version))
+    run_ops(lambda op: op.drop_pgevent_trigger("item", events="update", version=version))
     assert "pgevents.capture_item_update()" not in [row[2] for row in fetch(dsn, GENERATED_SQL)]
     execute(dsn, "DROP TABLE item, pair, imaged, other.item")
     run_ops(
         lambda op: (
-            op.drop_pgevent_trigger(LONG, events="insert", version=CURRENT_VERSION),
-            op.uninstall_pgevents(version=CURRENT_VERSION),
+            op.drop_pgevent_trigger(LONG, events="insert", version=version),
+            op.uninstall_pgevents(version=version),
         )
     )
     assert fetch(dsn, STATE_SQL) == []

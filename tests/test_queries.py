@@ -13,6 +13,7 @@ from psycopg2 import sql
 
 from pgevents_migrate import queue as queue_module
 from pgevents_migrate.queue import QUERIES, ClaimRow, EventQueue, parse_queries, query
+from tests.apps import JOB_TABLE_VERSION
 from tests.pg import execute
 
 
@@ -61,7 +62,9 @@ def test_identifiers_are_quoted_and_doubled_braces_come_out_single(dsn: str) -> 
     assert '"processed_at" < clock_timestamp()' in purge
 
 
+@pytest.mark.artifact(JOB_TABLE_VERSION)
 def test_claim_rows_are_named_by_the_claim_columns_oldest_first(runtime: Flask, dsn: str) -> None:
+    """``EventQueue``'s claims of artifact 4's job table (the log's are LogQueue's)."""
     execute(dsn, """INSERT INTO "user" (email) VALUES ('a'), ('b')""")
     execute(dsn, "UPDATE pgevents.event SET done = '{on_user}' WHERE pk = '{\"id\": 2}'")
     queue = EventQueue("pgevents")

@@ -19,7 +19,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import URL
 
 from alembic_ops import CURRENT_VERSION
-from pgevents_migrate import PGEvents, UncapturableTableError
+from pgevents_migrate import Event, PGEvents, UncapturableTableError
 from tests.apps import Define, flask_db, make_app, migrate_and_upgrade, revisions
 from tests.pg import events, execute, fetch
 
@@ -235,8 +235,12 @@ def test_upgrade_refuses_a_hand_written_trigger_in_one_line(
 def test_downgrade_refuses_to_drop_pending_events_and_dead_letters(
     database_url: URL, migrations: Path, dsn: str
 ) -> None:
+    def fail_for_3(event: Event) -> None:
+        if event.row_id == 3:
+            raise ValueError("boom")
+
     def listen(pgevents: PGEvents, doc: Any) -> None:
-        pgevents.listen(doc.__table__, "insert", lambda event: None)
+        pgevents.listen(doc.__table__, "insert", fail_for_3)
 
     app = make_app(database_url, migrations, docs(listen))
     flask_db(app, "init")
@@ -250,17 +254,14 @@ def test_downgrade_refuses_to_drop_pending_events_and_dead_letters(
     assert "discard_events=True" in line
     assert len(events(dsn)) == 3 and fetch(dsn, TRIGGERS_SQL) == [("pgevents_insert",)]
 
-    # Two handled, one dead-lettered: still refused, for the dead letter.
-    execute(
-        dsn,
-        "DELETE FROM pgevents.event WHERE pk->>'id' IN ('1', '2')",
-        "WITH d AS (DELETE FROM pgevents.event RETURNING *)"
-        " INSERT INTO pgevents.dead_letter (id, op, schema_name, table_name, pk, txid, created_at, attempts,"
-        " done, error) SELECT id, op, schema_name, table_name, pk, txid, created_at, 5, '{}', 'boom' FROM d",
-    )
+    # Two handled, one dead-lettered (its only attempt failed): still refused, for the dead letter.
+    app.config["PGEVENTS_MAX_ATTEMPTS"] = 1
+    with app.app_context():
+        assert app.extensions["pgevents"].handle_events() == 3
     line = refusal(flask_db(app, "downgrade", "base", expect_exit=1).output)
     assert "holds 0 undelivered event(s) and 1 dead letter(s)" in line
-    assert fetch(dsn, "SELECT error FROM pgevents.dead_letter") == [("boom",)]
+    ((pk, error),) = fetch(dsn, "SELECT pk, error FROM pgevents.dead_letter")
+    assert pk == {"id": 3} and "ValueError: boom" in error
 
     # Said explicitly in the migration: the log goes, with its dead letter.
     (path,) = (migrations / "versions").glob("*.py")

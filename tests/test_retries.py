@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL
 
 from alembic_ops import CURRENT_VERSION
 from pgevents_migrate import Event, PGEvents
+from tests.apps import JOB_TABLE_VERSION
 from tests.pg import RunOps, execute, fetch, wait_for
 from tests.test_runtime import _install
 
@@ -56,7 +57,8 @@ def setup(database_url: URL) -> Iterator[tuple[Flask, PGEvents, Flaky, list[Even
 
 
 def _available_at(dsn: str) -> datetime:
-    ((value,),) = fetch(dsn, "SELECT available_at FROM pgevents.event")
+    """When the failed event is due again (it waits in the default group's retry table)."""
+    ((value,),) = fetch(dsn, "SELECT available_at FROM pgevents.retry WHERE group_name = 'default'")
     assert isinstance(value, datetime)
     return value
 
@@ -79,8 +81,9 @@ def test_retry_schedule_dead_letter_and_retry_command(
     # The steady callback succeeded on the first try and was not run again.
     assert sorted(e.row_id for e in steady) == [1, 20, 30]
 
-    # Third failure: dead-lettered with its traceback, gone from the queue.
-    assert fetch(dsn, "SELECT count(*) FROM pgevents.event WHERE pk = '{\"id\": 1}'") == [(0,)]
+    # Third failure: dead-lettered with its traceback, gone from the retries, nothing pending.
+    assert fetch(dsn, "SELECT count(*) FROM pgevents.retry") == [(0,)]
+    assert fetch(dsn, "SELECT pgevents.pending('default')") == [(0,)]
     ((error, attempts, done),) = fetch(dsn, "SELECT error, attempts, done FROM pgevents.dead_letter")
     assert "Traceback" in error and "ValueError: cannot handle row 1" in error and attempts == 3
     assert done == ["builtins.list.append"]  # the steady listener's success is remembered
@@ -105,8 +108,11 @@ def test_retry_schedule_dead_letter_and_retry_command(
 def test_retry_command_arguments(setup: tuple[Flask, PGEvents, Flaky, list[Event]], dsn: str) -> None:
     app, pgevents, flaky, _ = setup
     execute(dsn, "INSERT INTO item VALUES (1)")
-    execute(dsn, "UPDATE pgevents.event SET attempts = 2")  # the next try is the last
+    assert pgevents.handle_events() == 1  # the first attempt fails: a retry
+    # The next try (the third) is the last, and it is due now.
+    execute(dsn, "UPDATE pgevents.retry SET attempts = 2, available_at = clock_timestamp()")
     assert pgevents.handle_events() == 1
+    assert flaky.calls[-1][:2] == (1, 3)
     assert fetch(dsn, "SELECT count(*) FROM pgevents.dead_letter") == [(1,)]
     runner = app.test_cli_runner()
     assert runner.invoke(args=["pgevents", "retry"]).exit_code == 2
@@ -118,7 +124,12 @@ def test_retry_command_arguments(setup: tuple[Flask, PGEvents, Flaky, list[Event
     assert flaky.calls[-1][:2] == (1, 1)
 
 
+@pytest.mark.artifact(JOB_TABLE_VERSION)
 def test_retention_keeps_handled_events_until_purged(database_url: URL, dsn: str) -> None:
+    """Artifact 4's job table: handled events wait in ``processed`` until purged.
+
+    (The log keeps handled events in its partitions: test_log_worker.py's rotation tests.)
+    """
     app = Flask(__name__)
     app.config.update(
         SQLALCHEMY_DATABASE_URI=database_url.render_as_string(hide_password=False),

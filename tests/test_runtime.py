@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL
 from pgevents_migrate import Event, PGEvents, PGEventsError
 from pgevents_migrate.queue import EventQueue
 from tests import runtime_app
-from tests.apps import install_declared
+from tests.apps import JOB_TABLE_VERSION, install_declared
 from tests.pg import execute, fetch, libpq_dsn, wait_for
 
 
@@ -37,7 +37,7 @@ def test_queue_events_from_raw_sql_are_delivered_once(runtime: Flask, dsn: str) 
         ("delete", {"id": 1}, 1),
     ]
     assert runtime_app.pgevents.handle_events() == 0
-    assert fetch(dsn, "SELECT count(*) FROM pgevents.event") == [(0,)]
+    assert fetch(dsn, "SELECT pgevents.pending('default')") == [(0,)]
 
 
 def _app(database_url: URL) -> tuple[Flask, SQLAlchemy, PGEvents]:
@@ -184,8 +184,12 @@ def test_sleeper_flag_follows_every_sleeper(runtime: Flask, dsn: str) -> None:
         second.close()
 
 
+@pytest.mark.artifact(JOB_TABLE_VERSION)
 def test_lease_renewal_skips_claims_being_acknowledged(runtime: Flask, dsn: str) -> None:
-    """The heartbeat never waits on (so never deadlocks with) an acknowledgement in flight."""
+    """The heartbeat never waits on (so never deadlocks with) an acknowledgement in flight.
+
+    Artifact 4's job table: claims of ``pgevents.event`` rows, leased by ``available_at``.
+    """
     execute(dsn, """INSERT INTO "user" (email) VALUES ('a'), ('b')""")
     queue = EventQueue("pgevents")
     with (
@@ -205,7 +209,8 @@ def test_lease_renewal_skips_claims_being_acknowledged(runtime: Flask, dsn: str)
     assert leases == [(True,)]
 
 
-#: The grants docs/runtime.md lists for a role that writes to captured tables and for the worker's.
+#: The grants docs/runtime.md lists for a role that writes to captured tables and for the worker's,
+#: on artifact 4's job table (test_log_worker.py checks those of the log).
 WRITER_GRANTS = (
     "GRANT USAGE ON SCHEMA pgevents TO {role}",
     "GRANT INSERT ON pgevents.event TO {role}",
@@ -219,7 +224,9 @@ WORKER_GRANTS = (
 )
 
 
+@pytest.mark.artifact(JOB_TABLE_VERSION)
 def test_writer_and_worker_roles_need_only_the_documented_grants(database_url: URL, dsn: str) -> None:
+    """The documented grants of artifact 4's job table suffice."""
     runtime_app.install(runtime_app.create_app(database_url.render_as_string(hide_password=False)))
     suffix = uuid.uuid4().hex[:8]
     writer, worker = f"pgevents_writer_{suffix}", f"pgevents_worker_{suffix}"

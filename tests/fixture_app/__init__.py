@@ -4,7 +4,7 @@
 module declared only ``customer`` and ``order_line``; the second revision came
 from the module as it is now (``billing.invoice`` and the listeners added),
 and the later ones are what ``flask db migrate`` wrote after the library
-moved to artifact versions 2, 3 and 4 (``op.upgrade_pgevents``). The files are
+moved to artifact versions 2, 3, 4 and 5 (``op.upgrade_pgevents``). The files are
 committed as generated.
 
 Alembic does not create schemas: like a DBA-provisioned database, the

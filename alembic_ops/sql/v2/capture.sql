@@ -25,7 +25,7 @@ DECLARE
     budget integer;
     payload text;
     wrote boolean;
-@log_declare@BEGIN
+BEGIN
     -- NULL (never set) IN (...) is NULL, which IF treats as false.
     IF current_setting('pgevents.suppress', true) IN ('on', 'true', '1') THEN
         RETURN NULL;
@@ -106,8 +106,8 @@ DECLARE
 
     IF TG_OP = 'UPDATE' AND (TG_ARGV[1] = 'images' OR filter_columns IS NOT NULL) THEN
         -- Old and new rows paired by key: row images, changed columns, the filter.
-        INSERT INTO @schema@.event (@log_column@op, schema_name, table_name, pk, old, new, changed)
-        SELECT @log_value@'update', TG_TABLE_SCHEMA, TG_TABLE_NAME, n.pk,
+        INSERT INTO @schema@.event (op, schema_name, table_name, pk, old, new, changed)
+        SELECT 'update', TG_TABLE_SCHEMA, TG_TABLE_NAME, n.pk,
                CASE WHEN TG_ARGV[1] = 'images' THEN o.j END, CASE WHEN TG_ARGV[1] = 'images' THEN n.j END,
                ARRAY(SELECT e.key FROM jsonb_each(n.j) e
                       WHERE o.j IS NULL OR o.j -> e.key IS DISTINCT FROM e.value ORDER BY e.key)
@@ -119,25 +119,25 @@ DECLARE
         wrote := FOUND;
     ELSIF named_key THEN
         -- Keys only: inserts, deletes, and updates without images or a filter.
-        EXECUTE format('INSERT INTO @schema@.event (@log_column@op, schema_name, table_name, pk)'
-                       ' SELECT @log_param@$1, $2, $3, jsonb_build_object(%L, r.%I) FROM %I r', k, k, rows_table)
-          USING lower(TG_OP), TG_TABLE_SCHEMA::text, TG_TABLE_NAME::text@log_using@;
+        EXECUTE format('INSERT INTO @schema@.event (op, schema_name, table_name, pk)'
+                       ' SELECT $1, $2, $3, jsonb_build_object(%L, r.%I) FROM %I r', k, k, rows_table)
+          USING lower(TG_OP), TG_TABLE_SCHEMA::text, TG_TABLE_NAME::text;
         wrote := true;
     ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO @schema@.event (@log_column@op, schema_name, table_name, pk, old)
-        SELECT @log_value@'delete', TG_TABLE_SCHEMA, TG_TABLE_NAME,
+        INSERT INTO @schema@.event (op, schema_name, table_name, pk, old)
+        SELECT 'delete', TG_TABLE_SCHEMA, TG_TABLE_NAME,
                CASE WHEN key_count = 1 THEN jsonb_build_object(k, s.j -> k) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END,
                CASE WHEN TG_ARGV[1] = 'images' THEN s.j END
           FROM (SELECT to_jsonb(r) AS j FROM @old_table@ r OFFSET 0) s;
         wrote := FOUND;
     ELSIF key_count = 1 AND TG_ARGV[1] = 'keys' THEN
-        INSERT INTO @schema@.event (@log_column@op, schema_name, table_name, pk)
-        SELECT @log_value@lower(TG_OP), TG_TABLE_SCHEMA, TG_TABLE_NAME, jsonb_build_object(k, to_jsonb(r) -> k)
+        INSERT INTO @schema@.event (op, schema_name, table_name, pk)
+        SELECT lower(TG_OP), TG_TABLE_SCHEMA, TG_TABLE_NAME, jsonb_build_object(k, to_jsonb(r) -> k)
           FROM @new_table@ r;
         wrote := FOUND;
     ELSE
-        INSERT INTO @schema@.event (@log_column@op, schema_name, table_name, pk, new)
-        SELECT @log_value@lower(TG_OP), TG_TABLE_SCHEMA, TG_TABLE_NAME,
+        INSERT INTO @schema@.event (op, schema_name, table_name, pk, new)
+        SELECT lower(TG_OP), TG_TABLE_SCHEMA, TG_TABLE_NAME,
                CASE WHEN key_count = 1 THEN jsonb_build_object(k, s.j -> k) ELSE (SELECT jsonb_object_agg(c, s.j -> c) FROM unnest(key_columns) c) END,
                CASE WHEN TG_ARGV[1] = 'images' THEN s.j END
           FROM (SELECT to_jsonb(r) AS j FROM @new_table@ r OFFSET 0) s;

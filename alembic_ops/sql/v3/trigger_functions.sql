@@ -102,12 +102,12 @@ END$body$, event, '{' || to_json(key)::text || ': ', key, rows_table,
                CASE WHEN key_type IN ('int2', 'int4', 'int8', 'text', 'varchar', 'uuid')
                     THEN 'to_json' ELSE 'to_jsonb' END);
         ELSE
-            body := format($body$@log_declare@BEGIN
+            body := format($body$BEGIN
     IF current_setting('pgevents.suppress', true) IN ('on', 'true', '1') THEN
         RETURN NULL;
     END IF;
-    INSERT INTO @schema@.event (@log_column@op, schema_name, table_name, pk)
-    SELECT @log_value@%1$L, TG_TABLE_SCHEMA, TG_TABLE_NAME, jsonb_build_object(%2$L, r.%2$I) FROM %3$I r;
+    INSERT INTO @schema@.event (op, schema_name, table_name, pk)
+    SELECT %1$L, TG_TABLE_SCHEMA, TG_TABLE_NAME, jsonb_build_object(%2$L, r.%2$I) FROM %3$I r;
     -- A wake-up only while a listener sleeps. Constant payload: PostgreSQL
     -- folds repeats into one per transaction.
 -- #include wakeup_check

@@ -48,62 +48,49 @@ END
 $pgevents$;
 
 -- Creates the trigger pgevents_<event> on target with the given capture
--- arguments (the layout of alembic_ops/core/arguments.py). Some triggers get a
--- capture function of their own, named capture_<table>_<event>[_<n>]:
--- * one with a row condition ('keys+when' or 'images+when', the condition
---   after the key columns), always: it reads the transition tables as rows
---   named old and new (paired by key for updates; the missing one all nulls)
---   and logs the changes the condition holds for. The condition is tried
---   first, so that SQL the table cannot run fails here, with the table named;
--- * with specialize, one that carries a single-column key (one the table
---   still has), no row images and no update filter: it names the key column
---   in static SQL, so no row is read as jsonb and nothing is decided per
---   statement.
--- Every other trigger calls the generic capture().
+-- arguments (the layout of alembic_ops/core/arguments.py), calling a capture
+-- function generated for it, capture_<table>_<event>[_<n>], whose SQL names
+-- the table's columns: it reads the transition table as rows named new (old
+-- for deletes) and appends their events to the current partition, which it
+-- names in one of four static INSERTs (no tuple routing; see log_tables.sql).
+-- Row images, an update filter or a row condition pair an update's new and
+-- old rows by key (the old side is all nulls when the key changed); an
+-- insert's old and a delete's new are all nulls. A row condition
+-- ('keys+when' or 'images+when', the condition after the key columns) is
+-- tried first, so that SQL the table cannot run fails here, with the table
+-- named. A key or filter column the table no longer has (renamed behind the
+-- triggers' back, kept by a version change) is read from the row as jsonb,
+-- so it records null as artifact 2's generic function did. specialize is
+-- ignored: from artifact 5 on every trigger gets a function of its own.
 CREATE @or_replace@FUNCTION @schema@.create_trigger(
     target regclass, event text, arguments text[], specialize boolean DEFAULT true)
 RETURNS void
 LANGUAGE plpgsql
 AS $pgevents$
 DECLARE
-    key text := arguments[4];
     key_columns text[] := arguments[4:3 + arguments[3]::integer];
     conditional boolean := arguments[2] IN ('keys+when', 'images+when');
     images boolean := arguments[2] IN ('images', 'images+when');
     condition text := CASE WHEN conditional THEN arguments[4 + cardinality(key_columns)] END;
     filter_columns text[] := arguments[4 + cardinality(key_columns) + conditional::integer:];
-    rows_table text := CASE event WHEN 'delete' THEN @old_table_name@ ELSE @new_table_name@ END;
+    side text := CASE event WHEN 'delete' THEN 'old' ELSE 'new' END;
+    paired boolean;
     qualified text;
     base text;
-    function_name text := @capture_name@;
+    function_name text;
     suffix integer := 1;
     body text;
-    key_type regtype;
     rows_from text;
+    present text[];
     pk text;
-    unpaired text;
-    filter text := '';
+    item text;
+    unpaired text := 'true';
+    filter text;
+    inserts text := '';
 BEGIN
     SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relname INTO qualified, base
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.oid = target;
-    -- A key column renamed since (drift, under an older artifact) keeps the
-    -- generic function, which records its value as null instead of failing.
-    SELECT a.atttypid INTO key_type
-      FROM pg_attribute a
-     WHERE a.attrelid = target AND a.attname = key AND a.attnum > 0 AND NOT a.attisdropped;
-    IF conditional OR (specialize AND arguments[2] = 'keys' AND arguments[3] = '1' AND cardinality(arguments) = 4
-                       AND key_type IS NOT NULL) THEN
-        WHILE octet_length(base) > 40 LOOP
-            base := left(base, -1);
-        END LOOP;
-        base := @generated_prefix@ || base || '_' || event;
-        function_name := base;
-        WHILE to_regprocedure(quote_ident(@schema_name@) || '.' || quote_ident(function_name) || '()') IS NOT NULL LOOP
-            suffix := suffix + 1;
-            function_name := base || '_' || suffix;
-        END LOOP;
-    END IF;
     IF conditional THEN
         BEGIN
             EXECUTE format('SELECT FROM ONLY %1$s AS new LEFT JOIN ONLY %1$s AS old ON false WHERE (%2$s) LIMIT 0',
@@ -115,99 +102,116 @@ BEGIN
                                  event, target, SQLERRM),
                 HINT = 'Correct the condition ' || condition || ' in its listener and in this migration.';
         END;
-        rows_from := CASE event
-            WHEN 'insert' THEN format('%I AS new LEFT JOIN ONLY %s AS old ON false', @new_table_name@, qualified)
-            WHEN 'delete' THEN format('%I AS old LEFT JOIN ONLY %s AS new ON false', @old_table_name@, qualified)
-            ELSE format('%I AS new LEFT JOIN %I AS old ON ', @new_table_name@, @old_table_name@)
-                 || (SELECT string_agg(format('old.%1$I = new.%1$I', k), ' AND ') FROM unnest(key_columns) AS k)
-        END;
-        pk := 'jsonb_build_object(' || (SELECT string_agg(format('%L, %s.%I', k, CASE event WHEN 'delete'
-                                                              THEN 'old' ELSE 'new' END, k), ', ')
-                                          FROM unnest(key_columns) AS k) || ')';
-        -- An update whose key changed has no old row to pair with.
-        unpaired := format('old.%I IS NULL', key);
-        IF event = 'update' AND cardinality(filter_columns) > 0 THEN
-            filter := ' AND (' || unpaired || (SELECT string_agg(
-                format(' OR to_jsonb(new.%1$I) IS DISTINCT FROM to_jsonb(old.%1$I)', f), '') FROM unnest(filter_columns) AS f)
-                || ')';
+    END IF;
+
+    -- A readable, unused name: capture_<table>_<event>[_<n>].
+    WHILE octet_length(base) > 40 LOOP
+        base := left(base, -1);
+    END LOOP;
+    base := @generated_prefix@ || base || '_' || event;
+    function_name := base;
+    WHILE to_regprocedure(quote_ident(@schema_name@) || '.' || quote_ident(function_name) || '()') IS NOT NULL LOOP
+        suffix := suffix + 1;
+        function_name := base || '_' || suffix;
+    END LOOP;
+
+    -- A column of the row, typed; or null, as jsonb, if the table lost it.
+    present := ARRAY(SELECT a.attname::text FROM pg_attribute a
+                      WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped);
+    pk := 'jsonb_build_object(' || (
+        SELECT string_agg(format('%L, ', k) || CASE WHEN k = ANY(present) THEN format('%s.%I', side, k)
+                                                    ELSE format('to_jsonb(%s.*) -> %L', side, k) END, ', ')
+          FROM unnest(key_columns) AS k) || ')';
+    -- A broadcast item is the key's JSON text. Integer, text and uuid keys go
+    -- through to_json: the same text as to_jsonb without building jsonb (which
+    -- turns integers into numeric first), a third cheaper per row.
+    SELECT format('%L || to_json(%s.%I)::text || ''}''', '{' || to_json(a.attname::text)::text || ': ',
+                  side, a.attname)
+      INTO item
+      FROM pg_attribute a
+     WHERE cardinality(key_columns) = 1 AND a.attrelid = target AND a.attname = key_columns[1]
+       AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'text'::regtype,
+                          'varchar'::regtype, 'uuid'::regtype);
+    item := coalesce(item, pk || '::text');
+    paired := event = 'update' AND (images OR cardinality(filter_columns) > 0 OR conditional);
+    rows_from := format('%I AS %s', CASE event WHEN 'delete' THEN @old_table_name@ ELSE @new_table_name@ END, side);
+    IF paired THEN
+        IF key_columns <@ present THEN
+            unpaired := format('old.%I IS NULL', key_columns[1]);
+            rows_from := rows_from || format(' LEFT JOIN %I AS old ON ', @old_table_name@)
+                || (SELECT string_agg(format('old.%1$I = new.%1$I', k), ' AND ') FROM unnest(key_columns) AS k);
+        ELSE
+            rows_from := rows_from || format(' LEFT JOIN %I AS old ON false', @old_table_name@);
         END IF;
-        IF arguments[1] = 'broadcast' THEN
-            body := format($body$#variable_conflict use_column
+    ELSIF conditional THEN
+        rows_from := rows_from || format(' LEFT JOIN ONLY %s AS %s ON false', qualified,
+                                         CASE side WHEN 'new' THEN 'old' ELSE 'new' END);
+    END IF;
+    IF event = 'update' AND cardinality(filter_columns) > 0 THEN
+        -- As jsonb, so that types without equality (json, point) compare; a
+        -- column the table lost never changes.
+        filter := '(' || unpaired || coalesce((SELECT string_agg(
+            format(' OR to_jsonb(new.%1$I) IS DISTINCT FROM to_jsonb(old.%1$I)', f), '')
+              FROM unnest(filter_columns) AS f WHERE f = ANY(present)), '') || ')';
+    END IF;
+    -- On lines of its own: a condition may end with a -- comment.
+    filter := concat_ws(' AND ', E'(\n' || condition || E'\n)', filter);
+    IF filter <> '' THEN
+        filter := E'\n         WHERE ' || filter;
+    END IF;
+
+    IF arguments[1] = 'broadcast' THEN
+        body := format($body$#variable_conflict use_column
 BEGIN
     IF current_setting('pgevents.suppress', true) IN ('on', 'true', '1') THEN
         RETURN NULL;
     END IF;
     PERFORM @schema@.broadcast(%1$L, TG_TABLE_SCHEMA, TG_TABLE_NAME, ARRAY(
-        SELECT (%2$s)::text FROM %3$s WHERE (
-%4$s
-)%5$s));
+        SELECT %2$s
+          FROM %3$s%4$s));
     RETURN NULL;
-END$body$, event, pk, rows_from, condition, filter);
-        ELSE
-            -- Column references win over the function's variables (NEW and OLD
-            -- among them); the label reaches the partition read per statement.
-            body := format($body$#variable_conflict use_column
-<<pgevents_capture>>
-@log_declare@BEGIN
-    IF current_setting('pgevents.suppress', true) IN ('on', 'true', '1') THEN
-        RETURN NULL;
-    END IF;
-    INSERT INTO @schema@.event (gen, op, schema_name, table_name, pk, old, new, changed)
-    SELECT pgevents_capture.generation, %1$L, TG_TABLE_SCHEMA, TG_TABLE_NAME, %2$s, %6$s, %7$s, %8$s
-      FROM %3$s
-     WHERE (
-%4$s
-)%5$s;
--- #include wakeup_check
-        PERFORM pg_notify(@wakeup_channel@, '');
-    END IF;
-    RETURN NULL;
-END$body$, event, pk, rows_from, condition, filter,
-               CASE WHEN images AND event = 'delete' THEN 'to_jsonb(old.*)'
-                    WHEN images AND event = 'update' THEN format('CASE WHEN %s THEN NULL ELSE to_jsonb(old.*) END', unpaired)
-                    ELSE 'NULL' END,
-               CASE WHEN images AND event <> 'delete' THEN 'to_jsonb(new.*)' ELSE 'NULL' END,
-               CASE WHEN event = 'update' AND (images OR cardinality(filter_columns) > 0)
-                    THEN format('ARRAY(SELECT e.key FROM jsonb_each(to_jsonb(new.*)) AS e WHERE %s'
-                                ' OR to_jsonb(old.*) -> e.key IS DISTINCT FROM e.value ORDER BY e.key)', unpaired)
-                    ELSE 'NULL' END);
-        END IF;
-    ELSIF function_name <> @capture_name@ AND arguments[1] = 'broadcast' THEN
-        -- Integer, text and uuid keys go through to_json: the same text as
-        -- to_jsonb without building jsonb (which turns integers into
-        -- numeric first), a third cheaper per row. Other types (floats
-        -- print differently) keep to_jsonb.
-        body := format($body$BEGIN
-    IF current_setting('pgevents.suppress', true) IN ('on', 'true', '1') THEN
-        RETURN NULL;
-    END IF;
-    PERFORM @schema@.broadcast(%1$L, TG_TABLE_SCHEMA, TG_TABLE_NAME,
-                                ARRAY(SELECT %2$L || %5$s(r.%3$I)::text || '}' FROM %4$I r));
-    RETURN NULL;
-END$body$, event, '{' || to_json(key)::text || ': ', key, rows_table,
-               CASE WHEN key_type IN ('int2', 'int4', 'int8', 'text', 'varchar', 'uuid')
-                    THEN 'to_json' ELSE 'to_jsonb' END);
-    ELSIF function_name <> @capture_name@ THEN
-        body := format($body$@log_declare@BEGIN
-    IF current_setting('pgevents.suppress', true) IN ('on', 'true', '1') THEN
-        RETURN NULL;
-    END IF;
-    INSERT INTO @schema@.event (@log_column@op, schema_name, table_name, pk)
-    SELECT @log_value@%1$L, TG_TABLE_SCHEMA, TG_TABLE_NAME, jsonb_build_object(%2$L, r.%2$I) FROM %3$I r;
+END$body$, event, item, rows_from, filter);
+    ELSE
+        FOR generation IN 0..3 LOOP
+            inserts := inserts || format($insert$    %1$sIF generation = %2$s THEN
+        INSERT INTO @schema@.%3$I (gen, op, schema_name, table_name, pk, old, new, changed)
+        SELECT %2$s, %4$L, TG_TABLE_SCHEMA, TG_TABLE_NAME, %5$s
+          FROM %6$s%7$s;
+$insert$, CASE WHEN generation > 0 THEN 'ELS' ELSE '' END, generation, 'event_' || generation, event,
+                concat_ws(', ', pk,
+                          CASE WHEN images AND event = 'delete' THEN 'to_jsonb(old.*)'
+                               WHEN images AND event = 'update'
+                               THEN format('CASE WHEN %s THEN NULL ELSE to_jsonb(old.*) END', unpaired)
+                               ELSE 'NULL' END,
+                          CASE WHEN images AND event <> 'delete' THEN 'to_jsonb(new.*)' ELSE 'NULL' END,
+                          CASE WHEN event = 'update' AND (images OR cardinality(filter_columns) > 0)
+                               THEN format('ARRAY(SELECT e.key FROM jsonb_each(to_jsonb(new.*)) AS e WHERE %s'
+                                           ' OR to_jsonb(old.*) -> e.key IS DISTINCT FROM e.value ORDER BY e.key)',
+                                           unpaired)
+                               ELSE 'NULL' END),
+                rows_from, filter);
+        END LOOP;
+        -- Column references win over the function's variables (PL/pgSQL's own
+        -- NEW and OLD among them). generation is -1 while capture is
+        -- suppressed: no INSERT runs.
+        body := format($body$#variable_conflict use_column
+DECLARE
+    generation smallint := CASE WHEN current_setting('pgevents.suppress', true) IN ('on', 'true', '1') THEN -1
+                                ELSE pg_sequence_last_value(@generation@) END;
+BEGIN
+%1$s    END IF;
     -- A wake-up only while a listener sleeps. Constant payload: PostgreSQL
     -- folds repeats into one per transaction.
 -- #include wakeup_check
         PERFORM pg_notify(@wakeup_channel@, '');
     END IF;
     RETURN NULL;
-END$body$, event, key, rows_table);
+END$body$, inserts);
     END IF;
-    IF function_name <> @capture_name@ THEN
-        EXECUTE 'CREATE FUNCTION @schema@.' || quote_ident(function_name)
-            || '() RETURNS trigger LANGUAGE plpgsql AS ' || quote_literal(body);
-        EXECUTE 'COMMENT ON FUNCTION @schema@.' || quote_ident(function_name) || '() IS '
-            || quote_literal(@generated_marker@ || target::text || ' ' || event);
-    END IF;
+    EXECUTE 'CREATE FUNCTION @schema@.' || quote_ident(function_name)
+        || '() RETURNS trigger LANGUAGE plpgsql AS ' || quote_literal(body);
+    EXECUTE 'COMMENT ON FUNCTION @schema@.' || quote_ident(function_name) || '() IS '
+        || quote_literal(@generated_marker@ || target::text || ' ' || event);
     EXECUTE 'CREATE TRIGGER ' || quote_ident(@trigger_prefix@ || event)
         || ' AFTER ' || upper(event) || ' ON ' || target::text
         || CASE event

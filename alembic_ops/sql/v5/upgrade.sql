@@ -32,7 +32,7 @@ INSERT INTO @schema@.dead_letter
 SELECT @default_group@, id, op, schema_name, table_name, pk, old, new, changed, txid, created_at,
        attempts, done, error, failed_at
   FROM pg_temp.pgevents_dead_letter_v4;
-INSERT INTO @schema@.event (id, gen, op, schema_name, table_name, pk, old, new, changed, txid, created_at)
+INSERT INTO @schema@.event_0 (id, gen, op, schema_name, table_name, pk, old, new, changed, txid, created_at)
 SELECT id, 0, op, schema_name, table_name, pk, old, new, changed, txid, created_at
   FROM pg_temp.pgevents_processed_v4;
 -- New ids stay above every id carried over.
