@@ -72,16 +72,7 @@ END$body$, event, key, rows_table);
         EXECUTE 'COMMENT ON FUNCTION @schema@.' || quote_ident(function_name) || '() IS '
             || quote_literal(@generated_marker@ || target::text || ' ' || event);
     END IF;
-    EXECUTE 'CREATE TRIGGER ' || quote_ident(@trigger_prefix@ || event)
-        || ' AFTER ' || upper(event) || ' ON ' || target::text
-        || CASE event
-               WHEN 'insert' THEN @referencing_insert@
-               WHEN 'delete' THEN @referencing_delete@
-               ELSE @referencing_update@
-           END
-        || ' FOR EACH STATEMENT EXECUTE FUNCTION @schema@.' || quote_ident(function_name) || '('
-        || array_to_string(ARRAY(SELECT quote_literal(argument) FROM unnest(arguments) AS argument), ', ')
-        || ')';
+-- #include attach_trigger
 END
 $pgevents$;
 
