@@ -44,6 +44,8 @@ def describe(spec: TriggerSpec | None) -> str:
         text += f" columns={','.join(spec.columns)}"
     if spec.images:
         text += " images"
+    for event, condition in spec.when:
+        text += f" when[{event}]={condition!r}"
     return text
 
 

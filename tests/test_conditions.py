@@ -271,6 +271,10 @@ def test_flask_db_writes_the_condition_sees_it_drift_and_the_worker_gets_only_ma
     changed = user_app(database_url, migrations, "new.status = 'paid'", [])
     result = flask_db(changed, "check", expect_exit=1)
     assert "pgevent_trigger" in result.output
+    status = changed.test_cli_runner().invoke(args=["pgevents", "status"])
+    assert status.exit_code == 1 and "drift" in status.output, status.output
+    assert f"when[update]={STATUS_CHANGED!r}" in status.output
+    assert "when[update]=\"new.status = 'paid'\"" in status.output
     flask_db(changed, "migrate", "-m", "paid only")
     assert [line.split("(", 1)[0] for line in op_lines(revisions(migrations)[-1], "upgrade")] == [
         "op.drop_pgevent_trigger",
