@@ -31,6 +31,7 @@ from .core.names import (
     artifact_marker,
     broadcast_channel,
     event_id_sequence,
+    flags_sequence,
     generation_sequence,
     referencing_clause,
     sleeping_sequence,
@@ -80,6 +81,7 @@ def _artifact_tokens(pgevents_schema: str) -> dict[str, str]:
     return {
         **_NAME_TOKENS,
         "generation": quote_literal(generation_sequence(pgevents_schema)),
+        "flags": quote_literal(flags_sequence(pgevents_schema)),
         "event_id": quote_literal(event_id_sequence(pgevents_schema)),
         "default_group": quote_literal(DEFAULT_GROUP),
         "schema": schema,

@@ -1,11 +1,11 @@
-"""Drain from process start: the real worker on artifact 4 (job table) and on 5 (the log), side by side.
+"""Drain from process start: the real worker on artifact 4 (job table) and on the log (5 on), side by side.
 
 The shape users live in after an outage: a uuid-keyed table never ANALYZEd,
 ``--events`` events (50,000) written in 20 transactions before the worker
 starts, and a callback that appends one JSON line per event to a file.
 ``flask pgevents run`` is timed from its process start until the file holds a
 line for every event. Each run starts from a fresh event schema and table;
-the artifacts alternate (4 5 4 5 ...) in one run. ``--hold-xmin`` keeps a
+the artifacts alternate (4, the log, 4, ...) in one run. ``--hold-xmin`` keeps a
 REPEATABLE READ transaction open (with its snapshot taken) from before the
 backlog is written until the drain ends.
 
@@ -42,12 +42,23 @@ from sqlalchemy.engine import URL
 
 from pgevents_migrate import Event, PGEvents
 
-from .common import Machine, add_output_option, connect, execute, fetch_value, progress, publish, scratch
+from .common import (
+    Machine,
+    add_output_option,
+    connect,
+    execute,
+    fetch_value,
+    measured_version,
+    progress,
+    publish,
+    scratch,
+)
 
 URL_ENV = "PGEVENTS_BENCH_APP_URL"
 OUT_ENV = "PGEVENTS_BENCH_OUT"
 TABLE = "bench_drain"
-VERSIONS = (4, 5)
+#: Artifact 4's job table against the measured log.
+VERSIONS = (4, measured_version())
 TRANSACTIONS = 20
 TIMEOUT = 300.0
 #: Single-row INSERTs per second of the latency run.
@@ -328,8 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for version in VERSIONS
             if args.sustained
         }
+    log = VERSIONS[1]
     lines = [
-        f"# Drain from process start, artifact 4 against 5 ({args.events:,} events"
+        f"# Drain from process start, artifact 4 against {log} ({args.events:,} events"
         f"{', xmin held' if args.hold_xmin else ''})",
         "",
         *machine.lines(),
@@ -340,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "| --- | --- | --- |",
         *(f"| {version} | {spread(rates[version])} | {spread(dead[version])} |" for version in VERSIONS),
         "",
-        f"ratio 5/4 (medians): {statistics.median(rates[5]) / statistics.median(rates[4]):.2f}",
+        f"ratio {log}/4 (medians): {statistics.median(rates[log]) / statistics.median(rates[4]):.2f}",
         "",
     ]
     if delays:

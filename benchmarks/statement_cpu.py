@@ -1,15 +1,16 @@
-"""What a capture trigger costs the writing backend in CPU, per statement: artifact 4 against 5.
+"""What a capture trigger costs the writing backend in CPU, per statement: artifact 4 against the newer ones.
 
 Timing 16 writers through pgbench on a shared 2-core machine moves by a third
 between runs; the CPU time the server spends on one backend's statements
 (``/proc/<pid>/schedstat``, so the server must run on this machine) moves far
-less. Three tables of the write-overhead benchmark's shape, one without a
-trigger and one with the default queue trigger of each artifact (in event
-schemas of their own), each written by its own connection with a prepared
+less. Tables of the write-overhead benchmark's shape, one without a trigger
+and one with the default queue trigger of each artifact from 4 (the job
+table) to the measured one (in event schemas of their own), each written by its own connection with a prepared
 single-row INSERT (``--rows 1000``: an ``INSERT ... SELECT`` of 1000 rows);
 the tables take turns in every round, and each round starts from empty tables.
 Reported: the trigger's CPU per statement (the table's minus the plain one's
-in the same round) and the difference of artifact 5 to 4, median and quartiles.
+in the same round) and the difference of each newer artifact to 4 and to the
+one before, median and quartiles.
 
     PGEVENTS_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
         python -m benchmarks.statement_cpu [--rounds N] [--statements N] [--rows N]
@@ -29,11 +30,31 @@ from alembic.operations import Operations
 from psycopg2.extensions import cursor as Cursor
 
 from alembic_ops import CreatePGEventTriggerOp, TriggerSpec
-from benchmarks.common import Machine, add_output_option, connect, execute, fetch_value, publish, scratch
+from alembic_ops.core.names import LOG_PARTITIONS, LOG_VERSION
+from benchmarks.common import (
+    Machine,
+    add_output_option,
+    connect,
+    execute,
+    fetch_value,
+    measured_version,
+    publish,
+    scratch,
+)
 
+#: The artifacts compared: 4 (the job table) to the measured one.
+VERSIONS = tuple(range(4, measured_version() + 1))
 #: Table -> (event schema, artifact version); None: no trigger.
-TABLES: dict[str, tuple[str, int] | None] = {"plain": None, "queue_v4": ("ev4", 4), "queue_v5": ("ev5", 5)}
-LOGS = ("ev4.event", "ev5.event_0", "ev5.event_1", "ev5.event_2", "ev5.event_3")
+TABLES: dict[str, tuple[str, int] | None] = {
+    "plain": None,
+    **{f"queue_v{version}": (f"ev{version}", version) for version in VERSIONS},
+}
+#: The tables the triggers write to, emptied every round.
+LOGS = tuple(
+    f"ev{version}.event_{n}" if version >= LOG_VERSION else f"ev{version}.event"
+    for version in VERSIONS
+    for n in (range(LOG_PARTITIONS) if version >= LOG_VERSION else (0,))
+)
 
 
 def install(url: sa.URL) -> None:
@@ -93,7 +114,8 @@ def report(machine: Machine, per_statement: dict[str, list[float]], rows: int, s
     plain = per_statement["plain"]
     trigger = {t: [v - p for v, p in zip(vs, plain, strict=True)] for t, vs in per_statement.items()}
     lines = [
-        f"## Capture CPU per {'single-row' if rows == 1 else f'{rows}-row'} INSERT, artifact 5 against 4",
+        f"## Capture CPU per {'single-row' if rows == 1 else f'{rows}-row'} INSERT, artifacts "
+        + ", ".join(map(str, VERSIONS)),
         "",
         *machine.lines(),
         f"- {len(plain)} rounds of {statements} statements per table, the tables taking turns",
@@ -107,15 +129,18 @@ def report(machine: Machine, per_statement: dict[str, list[float]], rows: int, s
             f"| {table} | {statistics.median(values):.1f} us | "
             f"{statistics.median(extra):.1f} us ({min(extra):.1f}-{max(extra):.1f}) |"
         )
-    v4, v5 = per_statement["queue_v4"], per_statement["queue_v5"]
-    difference = [new - old for new, old in zip(v5, v4, strict=True)]
-    low, _, high = statistics.quantiles(difference, n=4) if len(difference) > 1 else (difference[0],) * 3
-    lines += [
-        "",
-        f"Artifact 5 minus artifact 4, per statement: {statistics.median(difference):+.1f} us "
-        f"(quartiles {low:+.1f} to {high:+.1f}).",
-        "",
-    ]
+    lines.append("")
+    pairs = {(version, 4) for version in VERSIONS[1:]} | {(version, version - 1) for version in VERSIONS[1:]}
+    for new, old in sorted(pairs):
+        difference = [
+            a - b for a, b in zip(per_statement[f"queue_v{new}"], per_statement[f"queue_v{old}"], strict=True)
+        ]
+        low, _, high = statistics.quantiles(difference, n=4) if len(difference) > 1 else (difference[0],) * 3
+        lines.append(
+            f"Artifact {new} minus artifact {old}, per statement: {statistics.median(difference):+.1f} us "
+            f"(quartiles {low:+.1f} to {high:+.1f})."
+        )
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -96,7 +96,9 @@ QUEUE_SCHEMA = "pgevents"
 PREVIOUS_SCHEMA = "pgevents_previous"
 #: The version measured: the current one, or the draft with PGEVENTS_DRAFT_ARTIFACTS=1.
 MEASURED_VERSION = measured_version()
-PREVIOUS_VERSION = MEASURED_VERSION - 1
+#: Names the version compared with, if not the one before the measured one.
+PREVIOUS_VARIABLE = "PGEVENTS_BENCH_PREVIOUS_VERSION"
+PREVIOUS_VERSION = int(os.environ.get(PREVIOUS_VARIABLE) or MEASURED_VERSION - 1)
 #: The ``queue, listener sleeping`` variant has its own event schema, so the
 #: row in its sleeper table does not make the plain ``queue`` variant notify.
 SLEEPING_SCHEMA = "pgevents_sleeping"
@@ -774,7 +776,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog=PROG,
         description="Write overhead of pgevents capture triggers, as ratios to the same table without one.",
         epilog=f"Server: {ENV_URL} (a SQLAlchemy/libpq URL; the benchmark creates and drops its own"
-        " database there), or else an embedded server.",
+        f" database there), or else an embedded server. {PREVIOUS_VARIABLE}=N compares with artifact N"
+        f" instead of {MEASURED_VERSION - 1}.",
     )
     parser.add_argument(
         "--rounds", type=int, default=None, help=f"rounds (default {DEFAULT_ROUNDS}, 1 with --quick)"

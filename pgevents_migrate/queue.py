@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, TypeVar
 import psycopg2.extensions
 from psycopg2 import sql
 
-from alembic_ops.core.names import sleeping_sequence, wakeup_channel
+from alembic_ops.core.names import flags_sequence, sleeping_sequence, wakeup_channel
 
 from .event import Event
 
@@ -152,7 +152,8 @@ class EventQueue:
 
     def __init__(self, schema: str) -> None:
         self.schema = schema
-        self._flag = sleeping_sequence(schema)
+        # The sequence holding the sleeper flag: flags from artifact 6 on, else sleeping.
+        self._flag_sequences = (flags_sequence(schema), sleeping_sequence(schema))
         self._claim = query("claim", s=schema)
         self._extend = query("extend_leases", s=schema)
         self._delete = query("delete_claims", s=schema)
@@ -329,4 +330,4 @@ class EventQueue:
 
     def _change_sleepers(self, conn: Connection, change: str) -> None:
         with conn.cursor() as cur:
-            cur.execute(self._sleeper_changes[change], (self._flag,))
+            cur.execute(self._sleeper_changes[change], self._flag_sequences)

@@ -34,7 +34,13 @@ from psycopg2 import sql
 from alembic_ops.core.catalog import Cursor as CatalogCursor
 from alembic_ops.core.catalog import InstalledState, read_installed
 from alembic_ops.core.errors import PGEventsError
-from alembic_ops.core.names import LOG_VERSION, broadcast_channel, sleeping_sequence, wakeup_channel
+from alembic_ops.core.names import (
+    LOG_VERSION,
+    broadcast_channel,
+    flags_sequence,
+    sleeping_sequence,
+    wakeup_channel,
+)
 from alembic_ops.core.spec import TableKey, TriggerSpec
 
 from .config import WorkerConfig
@@ -53,11 +59,12 @@ Row = ClaimRow
 #: Errors that mean the connection is gone (server restart, terminated backend, network).
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
-#: The session's default schema and role, and whether the role may not set the sleeper flag.
+#: The session's default schema and role, the sleeper flag's sequence (flags from artifact 6 on,
+#: else sleeping), and whether the role may not set it.
 _SESSION_QUERY = (
-    "SELECT current_schema() AS default_schema, quote_ident(current_user) AS role,"
-    " (SELECT NOT has_sequence_privilege(flag, 'UPDATE') FROM to_regclass(%s) AS flag"
-    " WHERE flag IS NOT NULL) AS flag_denied"
+    "SELECT current_schema() AS default_schema, quote_ident(current_user) AS role, flag::text,"
+    " NOT has_sequence_privilege(flag, 'UPDATE') AS flag_denied"
+    " FROM (SELECT coalesce(to_regclass(%s), to_regclass(%s)) AS flag) AS flags"
 )
 
 
@@ -66,6 +73,7 @@ class _Session(NamedTuple):
 
     default_schema: str
     role: str
+    flag: str | None
     flag_denied: bool | None
 
 
@@ -161,7 +169,8 @@ class Worker:
         work = connect(self.dsn, autocommit=True, config=self.config)
         self._work = work
         with work.cursor() as cur:
-            cur.execute(_SESSION_QUERY, (sleeping_sequence(self.config.schema),))
+            schema = self.config.schema
+            cur.execute(_SESSION_QUERY, (flags_sequence(schema), sleeping_sequence(schema)))
             row = cur.fetchone()
             assert row is not None
             session = by_name(cur, _Session)(row)
@@ -184,10 +193,9 @@ class Worker:
         queued = sorted(self.dispatcher.tables("queue"))
         self._tables = ([s for s, _ in queued], [t for _, t in queued])
         if queued and session.flag_denied:
-            flag = sleeping_sequence(self.config.schema)
             raise PGEventsError(
-                f"role {session.role} may not set the sleeper flag {flag}, which a worker with queue "
-                f"listeners sets before it waits: GRANT UPDATE ON SEQUENCE {flag} TO {session.role}"
+                f"role {session.role} may not set the sleeper flag {session.flag}, which a worker with queue "
+                f"listeners sets before it waits: GRANT UPDATE ON SEQUENCE {session.flag} TO {session.role}"
             )
         self._check_triggers(compare(self.declared, installed, session.default_schema))
         listen = connect(self.dsn, autocommit=True, config=self.config)

@@ -35,6 +35,27 @@ def fetch(dsn: str, sql: str, params: Sequence[Any] | None = None) -> list[tuple
     return rows
 
 
+def sleeper_flag(dsn: str, schema: str = "pgevents") -> int:
+    """The sleeper flag writers read: the low bit of flags (artifact 6 on), else sleeping (4 and 5)."""
+    rows = fetch(
+        dsn,
+        "SELECT pg_sequence_last_value(coalesce(to_regclass(%s), to_regclass(%s))) %% 2",
+        (f"{schema}.flags", f"{schema}.sleeping"),
+    )
+    return int(rows[0][0])
+
+
+def writers_generation(dsn: str, schema: str = "pgevents") -> int:
+    """The partition writers append to: flags / 2 (artifact 6 on), else the generation sequence (5)."""
+    rows = fetch(
+        dsn,
+        "SELECT coalesce(pg_sequence_last_value(to_regclass(%s)) / 2,"
+        " pg_sequence_last_value(to_regclass(%s)))",
+        (f"{schema}.flags", f"{schema}.generation"),
+    )
+    return int(rows[0][0])
+
+
 def events(dsn: str, schema: str = "pgevents") -> list[dict[str, Any]]:
     """Every row of the event log, oldest first, as dicts."""
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:

@@ -97,15 +97,15 @@ def revision_id(revision: str) -> str:
 def test_migrate_registers_the_apps_group_and_downgrade_drops_it(
     database_url: URL, migrations: Path, dsn: str
 ) -> None:
-    app = at_artifact(LOG_VERSION, database_url, migrations, "audit")
+    app = at_artifact(CURRENT_VERSION, database_url, migrations, "audit")
     assert groups(dsn) == ["default"]
     result = flask_db(app, "check", expect_exit=1)
     assert "add_pgevents_group" in result.output and "'audit'" in result.output
 
     flask_db(app, "migrate", "-m", "the audit group")
     text = revisions(migrations)[-1]
-    assert op_lines(text, "upgrade") == [f"op.create_pgevents_group('audit', version={LOG_VERSION})"]
-    assert op_lines(text, "downgrade") == [f"op.drop_pgevents_group('audit', version={LOG_VERSION})"]
+    assert op_lines(text, "upgrade") == [f"op.create_pgevents_group('audit', version={CURRENT_VERSION})"]
+    assert op_lines(text, "downgrade") == [f"op.drop_pgevents_group('audit', version={CURRENT_VERSION})"]
     assert "import alembic_ops" in text
 
     flask_db(app, "upgrade")
@@ -120,7 +120,7 @@ def test_migrate_registers_the_apps_group_and_downgrade_drops_it(
 
 
 def test_offline_upgrade_sql_registers_the_group(database_url: URL, migrations: Path, dsn: str) -> None:
-    app = at_artifact(LOG_VERSION, database_url, migrations, "audit")
+    app = at_artifact(CURRENT_VERSION, database_url, migrations, "audit")
     flask_db(app, "migrate", "-m", "the audit group")
     flask_db(app, "downgrade", "base")
     sql = flask_db(app, "upgrade", "--sql").stdout
@@ -132,7 +132,7 @@ def test_offline_upgrade_sql_registers_the_group(database_url: URL, migrations: 
 
 
 def test_the_default_group_never_gets_an_op(database_url: URL, migrations: Path, dsn: str) -> None:
-    app = at_artifact(LOG_VERSION, database_url, migrations)
+    app = at_artifact(CURRENT_VERSION, database_url, migrations)
     flask_db(app, "check")
     assert "No changes in schema detected" in flask_db(app, "migrate", "-m", "nothing").output
     # The artifact owns it: not even when someone removed it by hand.
@@ -143,7 +143,7 @@ def test_the_default_group_never_gets_an_op(database_url: URL, migrations: Path,
 def test_a_group_another_app_registered_is_never_dropped(
     database_url: URL, migrations: Path, dsn: str
 ) -> None:
-    audit_app = at_artifact(LOG_VERSION, database_url, migrations, "audit")
+    audit_app = at_artifact(CURRENT_VERSION, database_url, migrations, "audit")
     flask_db(audit_app, "migrate", "-m", "the audit group")
     flask_db(audit_app, "upgrade")
 
@@ -161,8 +161,8 @@ def test_an_app_on_artifact_4_gets_the_upgrade_then_its_group(
     assert fetch(dsn, "SELECT to_regclass('pgevents.consumer_group')") == [(None,)]
     flask_db(app, "migrate", "-m", "the log and the audit group")
     assert op_lines(revisions(migrations)[-1], "upgrade") == [
-        f"op.upgrade_pgevents(schema='pgevents', from_version=4, to_version={LOG_VERSION})",
-        f"op.create_pgevents_group('audit', version={LOG_VERSION})",
+        f"op.upgrade_pgevents(schema='pgevents', from_version=4, to_version={CURRENT_VERSION})",
+        f"op.create_pgevents_group('audit', version={CURRENT_VERSION})",
     ]
     flask_db(app, "upgrade")
     assert groups(dsn) == ["audit", "default"]
@@ -172,10 +172,10 @@ def test_an_app_on_artifact_4_gets_the_upgrade_then_its_group(
 
 
 def test_a_hostile_group_name_round_trips(database_url: URL, migrations: Path, dsn: str) -> None:
-    app = at_artifact(LOG_VERSION, database_url, migrations, HOSTILE)
+    app = at_artifact(CURRENT_VERSION, database_url, migrations, HOSTILE)
     flask_db(app, "migrate", "-m", "a hostile group")
     text = revisions(migrations)[-1]
-    assert op_lines(text, "upgrade") == [f"op.create_pgevents_group({HOSTILE!r}, version={LOG_VERSION})"]
+    assert op_lines(text, "upgrade") == [f"op.create_pgevents_group({HOSTILE!r}, version={CURRENT_VERSION})"]
 
     flask_db(app, "upgrade")
     assert groups(dsn) == sorted([HOSTILE, "default"])
@@ -194,36 +194,36 @@ def test_a_hostile_group_name_round_trips(database_url: URL, migrations: Path, d
 def test_group_ops_refuse_bad_names_and_versions_clearly(run_ops: RunOps) -> None:
     for name in ("", "   ", "x" * 64, "a\x00b", 7):
         with pytest.raises(InvalidIdentifierError, match="consumer group name"):
-            CreatePGEventsGroupOp(name, version=LOG_VERSION)  # type: ignore[arg-type]
-    assert CreatePGEventsGroupOp("é" * 63, version=LOG_VERSION).group == "é" * 63  # characters, not bytes
+            CreatePGEventsGroupOp(name, version=CURRENT_VERSION)  # type: ignore[arg-type]
+    assert CreatePGEventsGroupOp("é" * 63, version=CURRENT_VERSION).group == "é" * 63  # characters, not bytes
 
     with pytest.raises(ArtifactVersionError, match=f"consumer groups need artifact {LOG_VERSION} or newer"):
         run_ops(lambda op: op.create_pgevents_group("audit", version=4))
     with pytest.raises(ArtifactVersionError, match=f"consumer groups need artifact {LOG_VERSION} or newer"):
         DropPGEventsGroupOp("audit", version=1)
-    with pytest.raises(MissingArtifactVersionError, match=f"write version={LOG_VERSION}"):
+    with pytest.raises(MissingArtifactVersionError, match=f"write version={CURRENT_VERSION}"):
         run_ops(lambda op: op.drop_pgevents_group("audit"))
     with pytest.raises(InvalidIdentifierError, match="must not be 'public'"):
-        run_ops(lambda op: op.create_pgevents_group("audit", schema="public", version=LOG_VERSION))
+        run_ops(lambda op: op.create_pgevents_group("audit", schema="public", version=CURRENT_VERSION))
 
 
 def test_registering_twice_or_dropping_an_unknown_group_is_refused_in_one_line(
     run_ops: RunOps, engine: sa.Engine
 ) -> None:
-    run_ops(lambda op: op.install_pgevents(schema="Ev_log", version=LOG_VERSION))
-    run_ops(lambda op: op.create_pgevents_group("audit", schema="Ev_log", version=LOG_VERSION))
+    run_ops(lambda op: op.install_pgevents(schema="Ev_log", version=CURRENT_VERSION))
+    run_ops(lambda op: op.create_pgevents_group("audit", schema="Ev_log", version=CURRENT_VERSION))
     with engine.connect() as conn:
         assert read_groups(conn, "Ev_log") == {"audit", "default"}
 
     with pytest.raises(RefusedOperationError) as registered:
-        run_ops(lambda op: op.create_pgevents_group("audit", schema="Ev_log", version=LOG_VERSION))
+        run_ops(lambda op: op.create_pgevents_group("audit", schema="Ev_log", version=CURRENT_VERSION))
     assert str(registered.value).startswith("pgevents: consumer group 'audit' is already registered. ")
     with pytest.raises(RefusedOperationError) as unknown:
-        run_ops(lambda op: op.drop_pgevents_group("nobody", schema="Ev_log", version=LOG_VERSION))
+        run_ops(lambda op: op.drop_pgevents_group("nobody", schema="Ev_log", version=CURRENT_VERSION))
     assert str(unknown.value).startswith("pgevents: consumer group 'nobody' is not registered. ")
     assert "\n" not in str(registered.value) + str(unknown.value)
 
-    run_ops(lambda op: op.drop_pgevents_group("audit", schema="Ev_log", version=LOG_VERSION))
+    run_ops(lambda op: op.drop_pgevents_group("audit", schema="Ev_log", version=CURRENT_VERSION))
     with engine.connect() as conn:
         assert read_groups(conn, "Ev_log") == {"default"}
 
@@ -231,12 +231,12 @@ def test_registering_twice_or_dropping_an_unknown_group_is_refused_in_one_line(
 def test_a_hand_written_drop_of_an_unknown_group_fails_upgrade_in_one_line(
     database_url: URL, migrations: Path
 ) -> None:
-    app = at_artifact(LOG_VERSION, database_url, migrations)
+    app = at_artifact(CURRENT_VERSION, database_url, migrations)
     flask_db(app, "revision", "-m", "by hand")
     (path,) = [p for p in (migrations / "versions").glob("*.py") if "by_hand" in p.name]
     text = path.read_text().replace(
         "def upgrade():\n    pass",
-        f"def upgrade():\n    op.drop_pgevents_group('nobody', version={LOG_VERSION})",
+        f"def upgrade():\n    op.drop_pgevents_group('nobody', version={CURRENT_VERSION})",
     )
     path.write_text("import alembic_ops  # noqa: F401\n" + text)
     output = flask_db(app, "upgrade", expect_exit=1).output
@@ -246,30 +246,32 @@ def test_a_hand_written_drop_of_an_unknown_group_fails_upgrade_in_one_line(
 
 
 def test_group_ops_reverse_each_other_and_name_their_schema_only_when_not_default() -> None:
-    create = CreatePGEventsGroupOp("audit", "ev", version=LOG_VERSION)
-    assert create.reverse() == DropPGEventsGroupOp("audit", "ev", version=LOG_VERSION)
+    create = CreatePGEventsGroupOp("audit", "ev", version=CURRENT_VERSION)
+    assert create.reverse() == DropPGEventsGroupOp("audit", "ev", version=CURRENT_VERSION)
     assert create.reverse().reverse() == create
-    wide = CreatePGEventsGroupOp("wide", version=LOG_VERSION, lanes=4)
+    wide = CreatePGEventsGroupOp("wide", version=CURRENT_VERSION, lanes=4)
     assert wide.reverse().reverse() == wide
     code = render_python_code(
-        UpgradeOps(ops=[create, CreatePGEventsGroupOp("audit", version=LOG_VERSION), wide, wide.reverse()])
+        UpgradeOps(
+            ops=[create, CreatePGEventsGroupOp("audit", version=CURRENT_VERSION), wide, wide.reverse()]
+        )
     )
-    assert f"op.create_pgevents_group('wide', lanes=4, version={LOG_VERSION})" in code
-    assert f"op.drop_pgevents_group('wide', version={LOG_VERSION})" in code
+    assert f"op.create_pgevents_group('wide', lanes=4, version={CURRENT_VERSION})" in code
+    assert f"op.drop_pgevents_group('wide', version={CURRENT_VERSION})" in code
     for lanes in (0, 257, "2", True):
         with pytest.raises(InvalidIdentifierError, match="lanes must be an integer from 1 to 256"):
-            CreatePGEventsGroupOp("wide", version=LOG_VERSION, lanes=lanes)  # type: ignore[arg-type]
-    assert f"op.create_pgevents_group('audit', schema='ev', version={LOG_VERSION})" in code
-    assert f"op.create_pgevents_group('audit', version={LOG_VERSION})" in code
+            CreatePGEventsGroupOp("wide", version=CURRENT_VERSION, lanes=lanes)  # type: ignore[arg-type]
+    assert f"op.create_pgevents_group('audit', schema='ev', version={CURRENT_VERSION})" in code
+    assert f"op.create_pgevents_group('audit', version={CURRENT_VERSION})" in code
 
 
 def test_an_artifact_this_revision_installs_or_upgrades_to_groups_has_only_default() -> None:
     """The path ``flask db migrate`` takes once the current version has groups (not yet: 5 is a draft)."""
     state = InstalledState(
-        artifacts={"pgevents": 4, "ev": LOG_VERSION}, groups={"ev": frozenset({"default"})}
+        artifacts={"pgevents": 4, "ev": CURRENT_VERSION}, groups={"ev": frozenset({"default"})}
     )
     declared = {"pgevents": {"audit"}, "fresh": {"audit"}, "ev": {"audit", "mail"}, "old": {"audit"}}
-    versions = {"pgevents": LOG_VERSION, "fresh": LOG_VERSION, "ev": LOG_VERSION, "old": 4}
+    versions = {"pgevents": CURRENT_VERSION, "fresh": CURRENT_VERSION, "ev": CURRENT_VERSION, "old": 4}
     creates = _group_creates(state, declared, versions)
     assert [(op.schema, op.group) for op in creates] == [
         ("ev", "audit"),

@@ -13,7 +13,7 @@ import pytest
 from alembic_ops import CURRENT_VERSION
 from pgevents_migrate.queue import EventQueue
 from tests.apps import JOB_TABLE_VERSION
-from tests.pg import Listener, RunOps, events, execute, fetch, wait_for
+from tests.pg import Listener, RunOps, events, execute, fetch, sleeper_flag, wait_for
 
 
 @pytest.fixture
@@ -415,7 +415,7 @@ def test_queue_wakes_a_listener_only_while_one_sleeps(capture: Callable[..., Non
         assert _wakeups(listener, expect_any=False) == 0  # nobody sleeps: no NOTIFY
         queue = EventQueue("pgevents")
         queue.sleep(listener.conn)  # what a worker does before it waits
-        assert fetch(dsn, "SELECT last_value FROM pgevents.sleeping") == [(1,)]
+        assert sleeper_flag(dsn) == 1
         with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
             cur.execute("INSERT INTO t SELECT generate_series(2, 1001)")
             cur.execute("INSERT INTO t VALUES (2000)")
@@ -424,7 +424,7 @@ def test_queue_wakes_a_listener_only_while_one_sleeps(capture: Callable[..., Non
         assert _wakeups(listener, expect_any=True) == 1
         assert [n.payload for n in listener.received] == [""]
         queue.wake(listener.conn)
-        assert fetch(dsn, "SELECT last_value FROM pgevents.sleeping") == [(0,)]
+        assert sleeper_flag(dsn) == 0
         execute(dsn, "INSERT INTO t VALUES (3000)")
         assert _wakeups(listener, expect_any=False) == 1  # awake again: no new NOTIFY
     finally:

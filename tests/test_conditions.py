@@ -13,6 +13,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import URL
 
 from alembic_ops import (
+    CURRENT_VERSION,
     ArtifactVersionError,
     CreatePGEventTriggerOp,
     InvalidTriggerSpecError,
@@ -22,7 +23,6 @@ from alembic_ops import (
 from alembic_ops.core.arguments import TriggerArguments, decode
 from alembic_ops.core.conditions import check_condition
 from alembic_ops.core.declarations import merge_specs
-from alembic_ops.core.names import LOG_VERSION
 from alembic_ops.render import trigger_arguments
 from pgevents_migrate import Event, PGEvents
 from tests.apps import flask_db, make_app, revisions
@@ -114,7 +114,7 @@ def test_migrations_write_when_as_a_mapping_and_older_artifacts_refuse_it() -> N
 
 
 def install(run_ops: RunOps, *table_ops: Any) -> None:
-    run_ops(lambda op: [op.install_pgevents(version=LOG_VERSION), *(f(op) for f in table_ops)])
+    run_ops(lambda op: [op.install_pgevents(version=CURRENT_VERSION), *(f(op) for f in table_ops)])
 
 
 def test_capture_keeps_only_the_changes_each_events_condition_holds_for(run_ops: RunOps, dsn: str) -> None:
@@ -130,7 +130,7 @@ def test_capture_keeps_only_the_changes_each_events_condition_holds_for(run_ops:
                 "update": STATUS_CHANGED,
                 "delete": "old.status LIKE 'live%'",
             },
-            version=LOG_VERSION,
+            version=CURRENT_VERSION,
         ),
     )
     execute(
@@ -161,7 +161,7 @@ def test_condition_filter_and_composite_key_combine(run_ops: RunOps, dsn: str) -
     install(
         run_ops,
         lambda op: op.create_pgevent_trigger(
-            "pair", events=("update",), columns=["note"], when="new.n > 1", version=LOG_VERSION
+            "pair", events=("update",), columns=["note"], when="new.n > 1", version=CURRENT_VERSION
         ),
     )
     execute(
@@ -178,7 +178,7 @@ def test_broadcast_sends_only_the_keys_the_condition_holds_for(run_ops: RunOps, 
     install(
         run_ops,
         lambda op: op.create_pgevent_trigger(
-            "item", events=("insert",), delivery="broadcast", when="new.n % 2 = 0", version=LOG_VERSION
+            "item", events=("insert",), delivery="broadcast", when="new.n % 2 = 0", version=CURRENT_VERSION
         ),
     )
     listener = Listener(dsn, "pgevents_broadcast")
@@ -206,7 +206,7 @@ def test_invalid_sql_fails_at_creation_with_the_database_error_and_the_table(
         install(
             run_ops,
             lambda op: op.create_pgevent_trigger(
-                "Odd Table", events=("update",), when=condition, version=LOG_VERSION
+                "Odd Table", events=("update",), when=condition, version=CURRENT_VERSION
             ),
         )
     message = str(raised.value)
@@ -219,12 +219,14 @@ def test_downgrade_to_artifact_4_refuses_while_a_trigger_has_a_condition(run_ops
     execute(dsn, "CREATE TABLE item (id int PRIMARY KEY, n int)")
     install(
         run_ops,
-        lambda op: op.create_pgevent_trigger("item", events="insert", when="new.n > 0", version=LOG_VERSION),
+        lambda op: op.create_pgevent_trigger(
+            "item", events="insert", when="new.n > 0", version=CURRENT_VERSION
+        ),
     )
     with pytest.raises(RefusedOperationError, match="artifact 4 has no row conditions, and triggers on item"):
-        run_ops(lambda op: op.downgrade_pgevents(from_version=LOG_VERSION, to_version=4))
-    run_ops(lambda op: op.drop_pgevent_trigger("item", events=("insert",), version=LOG_VERSION))
-    run_ops(lambda op: op.downgrade_pgevents(from_version=LOG_VERSION, to_version=4))
+        run_ops(lambda op: op.downgrade_pgevents(from_version=CURRENT_VERSION, to_version=4))
+    run_ops(lambda op: op.drop_pgevent_trigger("item", events=("insert",), version=CURRENT_VERSION))
+    run_ops(lambda op: op.downgrade_pgevents(from_version=CURRENT_VERSION, to_version=4))
 
 
 def user_app(database_url: URL, migrations: Path, when: str | None, seen: list[Event]) -> Any:
@@ -244,14 +246,14 @@ def user_app(database_url: URL, migrations: Path, when: str | None, seen: list[E
 def test_flask_db_writes_the_condition_sees_it_drift_and_the_worker_gets_only_matching_rows(
     database_url: URL, migrations: Path, dsn: str
 ) -> None:
-    at_artifact(LOG_VERSION, database_url, migrations)
+    at_artifact(CURRENT_VERSION, database_url, migrations)
     seen: list[Event] = []
     app = user_app(database_url, migrations, STATUS_CHANGED, seen)
     flask_db(app, "migrate", "-m", "status changes")
     upgrade = op_lines(revisions(migrations)[-1], "upgrade")
     assert upgrade[-1] == (
         "op.create_pgevent_trigger('user', events=('insert', 'update'), "
-        f"when={{'update': {STATUS_CHANGED!r}}}, version={LOG_VERSION})"
+        f"when={{'update': {STATUS_CHANGED!r}}}, version={CURRENT_VERSION})"
     )
     flask_db(app, "upgrade")
     flask_db(app, "check")
@@ -285,7 +287,7 @@ def test_flask_db_writes_the_condition_sees_it_drift_and_the_worker_gets_only_ma
 def test_flask_db_upgrade_names_the_table_when_the_condition_is_invalid(
     database_url: URL, migrations: Path
 ) -> None:
-    at_artifact(LOG_VERSION, database_url, migrations)
+    at_artifact(CURRENT_VERSION, database_url, migrations)
     app = user_app(database_url, migrations, "new.state = 'paid'", [])
     flask_db(app, "migrate", "-m", "a misspelt column")
     result = flask_db(app, "upgrade", expect_exit=1)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from alembic_ops import CURRENT_VERSION
+
 ROOT = Path(__file__).resolve().parent.parent
 #: ``**12345 events/s**``, ``**3.2 ms**``, ``**0.41 s**``, ``**1**``: a number and its unit.
 VALUE = re.compile(r"\*\*\d+(\.\d+)?( events/s| ms| s)?\*\*")
@@ -80,15 +82,15 @@ def test_the_log_drain_benchmark_compares_artifacts_4_and_5(server_url: URL, tmp
     report = output.read_text(encoding="utf-8")
     drain_table, latency_table = report.split("Commit-to-callback latency")
     rows = {row[0]: row for row in table_rows(drain_table)}
-    assert sorted(rows) == ["4", "5"]
+    assert sorted(rows) == ["4", str(CURRENT_VERSION)]
     latencies = {row[0]: row for row in table_rows(latency_table)}
-    assert sorted(latencies) == ["4", "5"]
+    assert sorted(latencies) == ["4", str(CURRENT_VERSION)]
     assert all(re.fullmatch(r"[\d.]+ ms", cell) for row in latencies.values() for cell in row[1:]), latencies
     for row in rows.values():
         assert re.fullmatch(r"[\d,]+ \([\d,]+-[\d,]+\)", row[1]), row
     # The job table leaves a dead tuple or two per event; the log only its bookkeeping.
     assert int(rows["4"][2].split()[0].replace(",", "")) >= 2000
-    assert int(rows["5"][2].split()[0].replace(",", "")) < 200
+    assert int(rows[str(CURRENT_VERSION)][2].split()[0].replace(",", "")) < 200
 
 
 def test_the_statement_cpu_benchmark_measures_each_artifacts_trigger(server_url: URL, tmp_path: Path) -> None:
@@ -97,7 +99,25 @@ def test_the_statement_cpu_benchmark_measures_each_artifacts_trigger(server_url:
     run_benchmark(server_url, *command, "--output", str(output))
     report = output.read_text(encoding="utf-8")
     rows = {row[0]: row for row in table_rows(report)}
-    assert sorted(rows) == ["plain", "queue_v4", "queue_v5"]
+    assert sorted(rows) == ["plain", *(f"queue_v{version}" for version in range(4, CURRENT_VERSION + 1))]
     assert all(re.fullmatch(r"[\d.]+ us", row[1]) for row in rows.values()), rows
     assert rows["plain"][2] == "0.0 us (0.0-0.0)"
-    assert re.search(r"Artifact 5 minus artifact 4, per statement: [+-][\d.]+ us", report)
+    for version in range(5, CURRENT_VERSION + 1):
+        assert re.search(rf"Artifact {version} minus artifact 4, per statement: [+-][\d.]+ us", report)
+
+
+def test_the_statement_instructions_benchmark_counts_each_artifacts_trigger(
+    server_url: URL, tmp_path: Path
+) -> None:
+    """Under valgrind, with the embedded server's binaries (the README's test command installs valgrind)."""
+    output = tmp_path / "statement_instructions.md"
+    command = ["-m", "benchmarks.statement_instructions", "--statements", "3", "--base", "1"]
+    run_benchmark(server_url, *command, "--output", str(output))
+    report = output.read_text(encoding="utf-8")
+    rows = {row[0]: row for row in table_rows(report)}
+    assert sorted(rows) == ["plain", *(f"queue_v{version}" for version in range(4, CURRENT_VERSION + 1))]
+    # Counts this small move with start-up noise: only their form is checked.
+    assert all(re.fullmatch(r"-?[\d,]+", row[1]) for row in rows.values()), rows
+    assert rows["plain"][2] == "0"
+    for version in range(5, CURRENT_VERSION + 1):
+        assert re.search(rf"Artifact {version}'s trigger against artifact 4's: [\d.]+x", report)

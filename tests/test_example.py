@@ -175,8 +175,12 @@ def test_readme_commands_are_code_blocks_that_ci_runs() -> None:
     """Both commands render as code; .ci/run runs the test command as the tests read it, nothing else."""
     demo, test = readme.command("demo-command"), readme.command("test-command")
     assert demo.endswith("python -m examples.signup_notifier")
-    # The live-page test's browser comes from the same line, only when it is missing.
-    assert test.startswith(f"(test -x {CHROMIUM} || (apt-get update && apt-get install -y ")
+    # The live-page test's browser and the instruction benchmark's valgrind come from the same
+    # line, only when one is missing.
+    assert test.startswith(
+        f"(test -x {CHROMIUM} -a -x /usr/bin/valgrind || (apt-get update && apt-get install -y "
+    )
+    assert "chromium valgrind)) && " in test
     assert test.endswith(' && pip install -e ".[test]" && pytest')
     ci = (ROOT / ".ci" / "run").read_text()
     assert "test_command=$(python3 tests/readme.py test-command)" in ci

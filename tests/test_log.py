@@ -1,4 +1,4 @@
-"""Artifact 5 (draft): the log read through a group's cursor, on a real server.
+"""The event log (artifact 5 on) read through a group's cursor, on a real server.
 
 The cursor protocol is SQL (alembic_ops/sql/v5/log_functions.sql); these tests
 call it as a worker will: ``fetch`` pages, ``ack`` closes windows.
@@ -9,9 +9,10 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
+from alembic_ops import CURRENT_VERSION
 from tests.pg import RunOps, execute, fetch
 
-DRAFT = 5
+LOG = CURRENT_VERSION
 
 
 def read_all(dsn: str, group: str = "default", page: int = 50) -> list[int]:
@@ -60,7 +61,7 @@ def first_page(cur: psycopg2.extensions.cursor, size: int) -> tuple[int, list[in
 @pytest.fixture
 def log_dsn(run_ops: RunOps, dsn: str) -> str:
     execute(dsn, "CREATE TABLE item (id int PRIMARY KEY, a int)")
-    run_ops(lambda op: (op.install_pgevents(version=DRAFT), op.create_pgevent_trigger("item", version=DRAFT)))
+    run_ops(lambda op: (op.install_pgevents(version=LOG), op.create_pgevent_trigger("item", version=LOG)))
     return dsn
 
 
@@ -160,10 +161,10 @@ def test_upgrade_from_4_carries_pending_events(run_ops: RunOps, dsn: str) -> Non
     execute(dsn, "CREATE TABLE item (id int PRIMARY KEY, a int)")
     run_ops(lambda op: (op.install_pgevents(version=4), op.create_pgevent_trigger("item", version=4)))
     execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 5) i")
-    run_ops(lambda op: op.upgrade_pgevents(from_version=4, to_version=DRAFT))
+    run_ops(lambda op: op.upgrade_pgevents(from_version=4, to_version=LOG))
     assert fetch(dsn, "SELECT count(*) FROM pgevents.retry WHERE group_name = 'default'") == [(5,)]
     execute(dsn, "INSERT INTO item VALUES (6, 0)")
     new = read_all(dsn)
     assert len(new) == 1 and new[0] > 5
-    run_ops(lambda op: op.downgrade_pgevents(from_version=DRAFT, to_version=4))
+    run_ops(lambda op: op.downgrade_pgevents(from_version=LOG, to_version=4))
     assert fetch(dsn, "SELECT count(*) FROM pgevents.event") == [(5,)]

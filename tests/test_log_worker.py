@@ -21,13 +21,14 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import URL
 
+from alembic_ops import CURRENT_VERSION
 from pgevents_migrate import Event, PGEvents
 from pgevents_migrate import log_reader as log_reader_module
 from pgevents_migrate.extension import libpq_dsn
 from tests.apps import TEST_VERSION_VARIABLE
-from tests.pg import RunOps, execute, fetch, wait_for
+from tests.pg import RunOps, execute, fetch, wait_for, writers_generation
 
-LOG = 5
+LOG = CURRENT_VERSION
 
 
 class Recorder:
@@ -240,8 +241,7 @@ def test_the_reader_rotates_the_log_and_loses_nothing(
         drain(app, pgevents)
         drain(app, pgevents)
     assert sorted(recorder.rows()) == list(range(1, 61))
-    generation = fetch(dsn, "SELECT last_value FROM pgevents.generation")[0][0]
-    assert generation != 0  # writers moved on
+    assert writers_generation(dsn) != 0  # writers moved on
     assert fetch(dsn, "SELECT count(*) FROM pgevents.event")[0][0] < 60  # left partitions truncated
 
 
@@ -292,7 +292,7 @@ LOG_WORKER_GRANTS = (
     " TO {role}",
     "GRANT TRUNCATE ON pgevents.event_0, pgevents.event_1, pgevents.event_2, pgevents.event_3 TO {role}",
     "GRANT SELECT ON SEQUENCE pgevents.event_id TO {role}",
-    "GRANT UPDATE ON SEQUENCE pgevents.generation, pgevents.sleeping TO {role}",
+    "GRANT UPDATE ON SEQUENCE pgevents.flags TO {role}",
 )
 
 

@@ -90,7 +90,8 @@ def test_install_and_uninstall_round_trip(run_ops: RunOps, dsn: str, version: in
     run_ops(lambda op: op.install_pgevents(version=version))
     installed = fetch(dsn, STATE_SQL)
     assert ("schema", "pgevents") in installed
-    assert {name for kind, name in installed if kind == "relation"} >= LOG_RELATIONS[version]
+    log_kind = LOG_VERSION if version >= LOG_VERSION else JOB_TABLE_VERSION
+    assert {name for kind, name in installed if kind == "relation"} >= LOG_RELATIONS[log_kind]
     assert fetch(dsn, "SELECT obj_description('pgevents.capture()'::regprocedure)") == [
         (f"pgevents-migrate artifact {version}",)
     ]

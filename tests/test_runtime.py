@@ -18,7 +18,7 @@ from pgevents_migrate import Event, PGEvents, PGEventsError
 from pgevents_migrate.queue import EventQueue
 from tests import runtime_app
 from tests.apps import JOB_TABLE_VERSION, install_declared
-from tests.pg import execute, fetch, libpq_dsn, wait_for
+from tests.pg import execute, fetch, libpq_dsn, sleeper_flag, wait_for
 
 
 def handled(dsn: str, listener: str = "on_user") -> list[tuple[Any, ...]]:
@@ -151,10 +151,7 @@ def test_background_worker_receives_broadcast_and_queue_events(runtime: Flask, d
     assert sorted(pk["label"] for _, pk, _ in handled(dsn, "on_tag")) == ["x", "y"]
     runtime_app.pgevents.stop(10)
     assert fetch(dsn, "SELECT count(*) FROM pgevents.sleeper") == [(0,)]
-    assert fetch(dsn, FLAG_SQL) == [(0,)]
-
-
-FLAG_SQL = "SELECT last_value FROM pgevents.sleeping"
+    assert sleeper_flag(dsn) == 0
 
 
 def test_sleeper_flag_follows_every_sleeper(runtime: Flask, dsn: str) -> None:
@@ -165,20 +162,20 @@ def test_sleeper_flag_follows_every_sleeper(runtime: Flask, dsn: str) -> None:
         for conn in (first, second):
             conn.autocommit = True
             queue.sleep(conn)
-        assert fetch(dsn, FLAG_SQL) == [(1,)]
+        assert sleeper_flag(dsn) == 1
         queue.wake(first)
-        assert fetch(dsn, FLAG_SQL) == [(1,)]  # the second still sleeps
+        assert sleeper_flag(dsn) == 1  # the second still sleeps
         queue.wake(second)
-        assert fetch(dsn, FLAG_SQL) == [(0,)]
+        assert sleeper_flag(dsn) == 0
         # A worker that died asleep: its row and the flag stay until the next start.
         queue.sleep(second)
         second.close()
         gone = "SELECT count(*) FROM pg_stat_activity a JOIN pgevents.sleeper s ON s.backend_pid = a.pid"
         wait_for(lambda: fetch(dsn, gone) == [(0,)])
-        assert fetch(dsn, FLAG_SQL) == [(1,)]
+        assert sleeper_flag(dsn) == 1
         queue.forget_stale_sleepers(first)
         assert fetch(dsn, "SELECT count(*) FROM pgevents.sleeper") == [(0,)]
-        assert fetch(dsn, FLAG_SQL) == [(0,)]
+        assert sleeper_flag(dsn) == 0
     finally:
         first.close()
         second.close()
@@ -249,7 +246,7 @@ def test_writer_and_worker_roles_need_only_the_documented_grants(database_url: U
             # Nothing left: it sleeps (sets the flag) until the timeout, then wakes.
             assert runtime_app.pgevents.handle_events(timeout=0.3) == 0
         assert handled(dsn) == [("insert", {"id": 1}, 1)]
-        assert fetch(dsn, FLAG_SQL) == [(0,)]
+        assert sleeper_flag(dsn) == 0
         # Without the grant on the flag, a queue worker says so before it starts.
         execute(dsn, f"REVOKE UPDATE ON SEQUENCE pgevents.sleeping FROM {worker}")
         denied = f"role {worker} may not set .* GRANT UPDATE ON SEQUENCE pgevents.sleeping TO {worker}$"
@@ -267,7 +264,7 @@ def test_idle_worker_is_woken_by_notify_not_by_poll(database_url: URL, dsn: str)
     try:
         runtime_app.pgevents.start()
         wait_for(lambda: fetch(dsn, "SELECT count(*) FROM pgevents.sleeper") == [(1,)])
-        assert fetch(dsn, FLAG_SQL) == [(1,)]
+        assert sleeper_flag(dsn) == 1
         execute(dsn, """INSERT INTO "user" (email) VALUES ('a')""")
         # Far sooner than the 60 s poll: the writer saw the sleeper and NOTIFYed.
         wait_for(lambda: handled(dsn), timeout=10)

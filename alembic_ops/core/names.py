@@ -59,7 +59,7 @@ def wakeup_channel(event_schema: str) -> str:
 
 
 def sleeping_sequence(event_schema: str) -> str:
-    """The quoted name of the sequence that flags a sleeping listener (artifact 4 on)."""
+    """The quoted name of the sequence that flags a sleeping listener (artifacts 4 and 5)."""
     return quote_identifier(check_event_schema(event_schema)) + ".sleeping"
 
 
@@ -77,8 +77,13 @@ DEFAULT_GROUP = "default"
 
 
 def generation_sequence(event_schema: str) -> str:
-    """The quoted name of the sequence naming the partition writers append to (artifact 5 on)."""
+    """The quoted name of the sequence naming the partition writers append to (artifact 5)."""
     return quote_identifier(check_event_schema(event_schema)) + ".generation"
+
+
+def flags_sequence(event_schema: str) -> str:
+    """The quoted name of the sequence writers read from artifact 6 on: generation * 2 + sleeping."""
+    return quote_identifier(check_event_schema(event_schema)) + ".flags"
 
 
 def event_id_sequence(event_schema: str) -> str:

@@ -125,30 +125,32 @@ SELECT (SELECT count(*) FROM {s}.event) AS pending,
        pg_notification_queue_usage() AS notification_queue_usage;
 
 -- sleep --
--- Register this connection as a sleeping listener (writers NOTIFY); set the flag sequence %s
--- Each change of the sleeper rows also sets the flag sequence (artifact 4 on)
+-- Register this connection as a sleeping listener (writers NOTIFY); set the sleeper flag
+-- Each change of the sleeper rows also sets the sleeper flag (artifact 4 on)
 -- from them, in one implicit transaction under a lock that serializes the
 -- changes: every statement of it sees the ones before (the same in wake and
--- forget_stale_sleepers).
+-- forget_stale_sleepers). The flag is the low bit of the flags sequence
+-- (artifact 6 on; rotate() sets the other bits under the same lock), else the
+-- sleeping sequence (artifacts 4 and 5, where the division leaves 0).
 LOCK TABLE {s}.sleeper IN SHARE ROW EXCLUSIVE MODE;
 INSERT INTO {s}.sleeper (backend_pid) VALUES (pg_backend_pid()) ON CONFLICT DO NOTHING;
-SELECT setval(flag, (EXISTS (SELECT FROM {s}.sleeper))::integer)
-  FROM to_regclass(%s) AS flag
+SELECT setval(flag, pg_sequence_last_value(flag) / 2 * 2 + (EXISTS (SELECT FROM {s}.sleeper))::integer)
+  FROM coalesce(to_regclass(%s), to_regclass(%s)) AS flag
  WHERE flag IS NOT NULL;
 
 -- wake --
--- Unregister this connection as a sleeping listener; set the flag sequence %s
+-- Unregister this connection as a sleeping listener; set the sleeper flag
 LOCK TABLE {s}.sleeper IN SHARE ROW EXCLUSIVE MODE;
 DELETE FROM {s}.sleeper WHERE backend_pid = pg_backend_pid();
-SELECT setval(flag, (EXISTS (SELECT FROM {s}.sleeper))::integer)
-  FROM to_regclass(%s) AS flag
+SELECT setval(flag, pg_sequence_last_value(flag) / 2 * 2 + (EXISTS (SELECT FROM {s}.sleeper))::integer)
+  FROM coalesce(to_regclass(%s), to_regclass(%s)) AS flag
  WHERE flag IS NOT NULL;
 
 -- forget_stale_sleepers --
--- Drop the sleeper rows of connections that no longer exist; set the flag sequence %s
+-- Drop the sleeper rows of connections that no longer exist; set the sleeper flag
 LOCK TABLE {s}.sleeper IN SHARE ROW EXCLUSIVE MODE;
 DELETE FROM {s}.sleeper
  WHERE backend_pid NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL);
-SELECT setval(flag, (EXISTS (SELECT FROM {s}.sleeper))::integer)
-  FROM to_regclass(%s) AS flag
+SELECT setval(flag, pg_sequence_last_value(flag) / 2 * 2 + (EXISTS (SELECT FROM {s}.sleeper))::integer)
+  FROM coalesce(to_regclass(%s), to_regclass(%s)) AS flag
  WHERE flag IS NOT NULL;

@@ -123,41 +123,7 @@ BEGIN
     RETURN NULL;
 END$body$, event, item, rows_from, filter);
     ELSE
-        FOR generation IN 0..3 LOOP
-            inserts := inserts || format($insert$    %1$sIF generation = %2$s THEN
-        INSERT INTO @schema@.%3$I (gen, op, schema_name, table_name, pk, old, new, changed)
-        SELECT %2$s, %4$L, TG_TABLE_SCHEMA, TG_TABLE_NAME, %5$s
-          FROM %6$s%7$s;
-$insert$, CASE WHEN generation > 0 THEN 'ELS' ELSE '' END, generation, 'event_' || generation, event,
-                concat_ws(', ', pk,
-                          CASE WHEN images AND event = 'delete' THEN 'to_jsonb(old.*)'
-                               WHEN images AND event = 'update'
-                               THEN format('CASE WHEN %s THEN NULL ELSE to_jsonb(old.*) END', unpaired)
-                               ELSE 'NULL' END,
-                          CASE WHEN images AND event <> 'delete' THEN 'to_jsonb(new.*)' ELSE 'NULL' END,
-                          CASE WHEN event = 'update' AND (images OR cardinality(filter_columns) > 0)
-                               THEN format('ARRAY(SELECT e.key FROM jsonb_each(to_jsonb(new.*)) AS e WHERE %s'
-                                           ' OR to_jsonb(old.*) -> e.key IS DISTINCT FROM e.value ORDER BY e.key)',
-                                           unpaired)
-                               ELSE 'NULL' END),
-                rows_from, filter);
-        END LOOP;
-        -- Column references win over the function's variables (PL/pgSQL's own
-        -- NEW and OLD among them). generation is -1 while capture is
-        -- suppressed: no INSERT runs.
-        body := format($body$#variable_conflict use_column
-DECLARE
-    generation smallint := CASE WHEN current_setting('pgevents.suppress', true) IN ('on', 'true', '1') THEN -1
-                                ELSE pg_sequence_last_value(@generation@) END;
-BEGIN
-%1$s    END IF;
-    -- A wake-up only while a listener sleeps. Constant payload: PostgreSQL
-    -- folds repeats into one per transaction.
--- #include wakeup_check
-        PERFORM pg_notify(@wakeup_channel@, '');
-    END IF;
-    RETURN NULL;
-END$body$, inserts);
+-- #include log_capture_body
     END IF;
     EXECUTE 'CREATE FUNCTION @schema@.' || quote_ident(function_name)
         || '() RETURNS trigger LANGUAGE plpgsql AS ' || quote_literal(body);

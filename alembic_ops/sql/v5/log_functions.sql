@@ -369,7 +369,7 @@ BEGIN
     IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
         RAISE EXCEPTION 'pgevents: rotate() must run alone in its transaction';
     END IF;
-    current_gen := pg_sequence_last_value(@generation@);
+-- #include read_generation
     -- Writers that read an older generation took their xids before it moved,
     -- so before this transaction's (taken now, after it moved).
     UPDATE @schema@.rotation
@@ -428,7 +428,7 @@ BEGIN
     IF (SELECT r.state = 'empty' FROM @schema@.rotation r WHERE r.gen = next_gen)
        AND newest_id > state_now.first_id
        AND (newest_id - state_now.first_id >= switch_events OR state_now.since <= clock_timestamp() - switch_after) THEN
-        PERFORM nextval(@generation@);
+-- #include move_writers
         UPDATE @schema@.rotation
            SET state = 'current', first_id = newest_id, since = clock_timestamp()
          WHERE gen = next_gen;

@@ -5,11 +5,7 @@
 -- the cursors.
 -- CACHE 1: an id drawn after event_id's last value was read is above it.
 CREATE SEQUENCE @schema@.event_id CACHE 1;
--- The partition writers append to, read once per statement by the capture
--- functions (SELECT lets any writer read it, not move it).
-CREATE SEQUENCE @schema@.generation MINVALUE 0 MAXVALUE 3 START 0 CYCLE;
-GRANT SELECT ON SEQUENCE @schema@.generation TO PUBLIC;
-SELECT setval(@generation@, 0, true);
+-- #include generation_sequence
 -- No NOT NULL checks: only capture functions write rows (see artifact 4).
 -- Readers select from event; its rows are those of event_0 ... event_3 (the
 -- partitions, one per generation), which capture functions insert into by

@@ -1,0 +1,1 @@
+        PERFORM nextval(@generation@);

@@ -1,0 +1,1 @@
+    current_gen := pg_sequence_last_value(@flags@) / 2;
