@@ -56,6 +56,10 @@ from .common import (
 
 URL_ENV = "PGEVENTS_BENCH_APP_URL"
 OUT_ENV = "PGEVENTS_BENCH_OUT"
+#: Milliseconds the callback spends per event before it appends its line (default 0).
+CALLBACK_MS_ENV = "PGEVENTS_BENCH_CALLBACK_MS"
+#: Passed on to the worker's config when set.
+QUIET_PERIOD_ENV = "PGEVENTS_QUIET_PERIOD"
 TABLE = "bench_drain"
 #: Artifact 4's job table against the measured log.
 VERSIONS = (4, measured_version())
@@ -72,6 +76,8 @@ def create_app() -> Flask:
     app = Flask(__name__)
     app.config["SQLALCHEMY_DATABASE_URI"] = os.environ[URL_ENV]
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"poolclass": sa.NullPool}
+    if os.environ.get(QUIET_PERIOD_ENV):
+        app.config[QUIET_PERIOD_ENV] = os.environ[QUIET_PERIOD_ENV]
     db = SQLAlchemy(app)
     pgevents = PGEvents(app, db)
     table = sa.Table(
@@ -81,8 +87,11 @@ def create_app() -> Flask:
         sa.Column("payload", sa.Text),
     )
     out = open(os.environ[OUT_ENV], "a", buffering=1, encoding="utf-8")  # for the life of the worker
+    busy = float(os.environ.get(CALLBACK_MS_ENV, "0")) / 1000
 
     def append(event: Event) -> None:
+        if busy:
+            time.sleep(busy)
         out.write(json.dumps({"id": event.id, "op": event.op, "pk": event.pk, "t": time.time()}) + "\n")
 
     pgevents.listen(table, "insert", append)
@@ -147,13 +156,17 @@ def dead_tuples(url: URL) -> int:
         conn.close()
 
 
-def start_worker(url: URL, out: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    """``flask pgevents run`` of ``create_app()``: callback lines to ``out``, output to ``log_path``."""
+def start_worker(url: URL, out: Path, log_path: Path, **env_vars: str) -> subprocess.Popen[bytes]:
+    """``flask pgevents run`` of ``create_app()``: callback lines to ``out``, output to ``log_path``.
+
+    ``env_vars`` go into its environment (``PGEVENTS_*`` settings, ``CALLBACK_MS_ENV``).
+    """
     out.touch()
     env = {
         **os.environ,
         URL_ENV: url.render_as_string(hide_password=False),
         OUT_ENV: str(out),
+        **env_vars,
     }
     with open(log_path, "wb") as log:
         return subprocess.Popen(

@@ -23,6 +23,9 @@ class WorkerConfig:
     PGEVENTS_BATCH_SIZE           500        most events held claimed at once (half per round trip)
     PGEVENTS_POLL_INTERVAL        5.0        seconds between polls when no wake-up arrives;
                                              also bounds how long a dead connection goes unseen
+    PGEVENTS_QUIET_PERIOD         0.2        seconds a worker keeps polling (every 5 ms at most)
+                                             after it last found queued events, before it asks
+                                             writers to wake it with a NOTIFY; 0: at once
     PGEVENTS_LEASE                60.0       seconds a claim lasts; renewed while a callback runs
     PGEVENTS_MAX_ATTEMPTS         5          tries before an event becomes a dead letter
     PGEVENTS_RETRY_BACKOFF        1.0        first retry delay in seconds, doubled each try
@@ -49,6 +52,7 @@ class WorkerConfig:
     schema: str = DEFAULT_EVENT_SCHEMA
     batch_size: int = 500
     poll_interval: float = 5.0
+    quiet_period: float = 0.2
     lease: float = 60.0
     max_attempts: int = 5
     retry_backoff: float = 1.0
@@ -80,7 +84,7 @@ class WorkerConfig:
         ):
             if float(getattr(self, name)) <= 0:
                 raise ValueError(f"PGEVENTS_{name.upper()} must be positive")
-        for name in ("retention", "shutdown_grace", "group_max_lag"):
+        for name in ("retention", "shutdown_grace", "group_max_lag", "quiet_period"):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"PGEVENTS_{name.upper()} must not be negative")
 

@@ -12,6 +12,11 @@ thread with its own connection renews the leases of every claim held
 That is the job table of artifacts 1-4. On artifact 5 the ``work``
 connection reads the event log through ``LogReader`` (``log_reader.py``)
 instead; listening, broadcasts, the sleeper flag and reconnects stay here.
+
+Wake-ups: a worker with nothing to do sets the sleeper flag, so that writers
+NOTIFY it, and waits. But a NOTIFY makes PostgreSQL commit writers one at a
+time, so while queued events keep coming (within ``PGEVENTS_QUIET_PERIOD`` of
+the last) it polls every few milliseconds instead, with the flag unset.
 """
 
 from __future__ import annotations
@@ -58,6 +63,10 @@ Row = ClaimRow
 
 #: Errors that mean the connection is gone (server restart, terminated backend, network).
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+#: Polling while events flow: the first delay after a drain that found none, doubled up to the last.
+FIRST_POLL_DELAY = 0.001
+MAX_POLL_DELAY = 0.005
 
 #: The session's default schema and role, the sleeper flag's sequence (flags from artifact 6 on,
 #: else sleeping), and whether the role may not set it.
@@ -144,6 +153,8 @@ class Worker:
         self._tables: tuple[list[str], list[str]] = ([], [])
         self._heartbeat: threading.Thread | None = None
         self._last_purge = 0.0
+        #: When a drain last handled queued events (monotonic seconds).
+        self._events_at = float("-inf")
         #: Reads the log of artifact 5 on; None for the job table of artifacts 1-4.
         self._log: LogReader | None = None
 
@@ -263,18 +274,48 @@ class Worker:
         if self._work is None:
             self.connect()
         self._acknowledge_leftovers()
-        handled = self._drain_broadcasts() + self._drain_queue()
+        handled = self._drain()
         if handled or timeout <= 0 or self.stopping.is_set():
             return handled
+        deadline = time.monotonic() + timeout
         listen = self._listening()
         if self._tables[0] and (self._log is None or self._log.reading):
-            handled = self._sleep(listen, timeout)
+            handled = self._poll_while_events_flow(listen, deadline)
+            if not handled and deadline > time.monotonic():
+                handled = self._sleep(listen, deadline - time.monotonic())
         else:
             # Broadcasts only, or standing by for a lane of the log: no
             # sleeper flag, so writers do not NOTIFY for nothing.
             self._wait(listen, timeout)
         self._purge_if_due()
-        return handled + self._drain_broadcasts() + self._drain_queue()
+        return handled + self._drain()
+
+    def _drain(self) -> int:
+        """Handle the broadcasts received and the queued events; note when queued ones came."""
+        broadcasts = self._drain_broadcasts()
+        queued = self._drain_queue()
+        if queued:
+            self._events_at = time.monotonic()
+        return broadcasts + queued
+
+    def _poll_while_events_flow(self, listen: Connection, deadline: float) -> int:
+        """Poll without the sleeper flag until the quiet period after the last queued events ends.
+
+        Returns the events handled; 0 once the quiet period (or ``deadline``)
+        has passed without any.
+        """
+        delay = FIRST_POLL_DELAY
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            wait = min(delay, deadline - now, self._events_at + self.config.quiet_period - now)
+            if wait <= 0:
+                break
+            self._wait(listen, wait)  # a broadcast ends it early
+            handled = self._drain()
+            if handled:
+                return handled
+            delay = min(delay * 2, MAX_POLL_DELAY)
+        return 0
 
     def _sleep(self, listen: Connection, timeout: float) -> int:
         """Set the sleeper flag, then wait for a wake-up unless the queue had events after all."""
@@ -282,7 +323,7 @@ class Worker:
         try:
             # A writer that committed before the flag was visible did not
             # NOTIFY: look once more now that it is set.
-            handled = self._drain_queue()
+            handled = self._drain()
             if not handled:
                 self._wait(listen, timeout)
             return handled

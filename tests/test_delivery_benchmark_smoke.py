@@ -121,3 +121,16 @@ def test_the_statement_instructions_benchmark_counts_each_artifacts_trigger(
     assert rows["plain"][2] == "0"
     for version in range(5, CURRENT_VERSION + 1):
         assert re.search(rf"Artifact {version}'s trigger against artifact 4's: [\d.]+x", report)
+
+
+def test_the_wakeups_benchmark_runs_every_case(server_url: URL, tmp_path: Path) -> None:
+    output = tmp_path / "wakeups.md"
+    command = ["-m", "benchmarks.wakeups", "--rounds", "1", "--seconds", "1", "--backlog", "200"]
+    run_benchmark(server_url, *command, "--output", str(output))
+    rows = {row[0]: row for row in table_rows(output.read_text(encoding="utf-8"))}
+    assert sorted(rows) == sorted(
+        ["plain", "no worker", "idle worker", "idle worker, no quiet period", "busy worker"]
+    )
+    assert rows["plain"][2] == "1.00x (1.00x-1.00x)"
+    assert all(re.fullmatch(r"[\d,]+ \([\d,]+-[\d,]+\)", row[1]) for row in rows.values()), rows
+    assert rows["no worker"][3] == "0 (0-0)"  # nobody sleeps: no wake-ups

@@ -1,0 +1,240 @@
+"""Sixteen writers beside a worker: what an idle or a busy worker costs them, and the wake-ups they send.
+
+The shape users live in: single-row INSERTs into a uuid-keyed table by
+``pgbench -n -c 16 -j 2 -T S``, while one worker (``flask pgevents run`` of
+``log_drain``'s app, a callback appending a JSON line per event) runs beside
+them. Cases, taking turns run by run, each run from TRUNCATE + CHECKPOINT:
+
+- ``plain``: a table of the same shape without a trigger, the baseline;
+- ``no worker``: the capture trigger, nobody reading;
+- ``idle worker``: a worker started (and idle) before the run;
+- ``idle worker, no quiet period``: the same with ``PGEVENTS_QUIET_PERIOD=0``,
+  a worker that asks writers to NOTIFY it whenever it has caught up (what every
+  worker did before the quiet period);
+- ``busy worker``: a worker with a backlog of ``--backlog`` events and a
+  callback that spends ``--callback-ms`` per event first, busy the whole run.
+
+Reported per case: TPS, the ratio to ``plain`` of the same round (plain TPS
+over the case's, so higher is slower), the NOTIFYs writers sent (a connection
+LISTENs on the wake-up channel) and the share of the pgbench backends'
+``pg_stat_activity`` samples that waited on the NOTIFY lock.
+
+    PGEVENTS_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
+        python -m benchmarks.wakeups [--rounds N] [--seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2.extensions
+import psycopg2.sql as pgsql
+from sqlalchemy.engine import URL
+
+from alembic_ops.core.names import wakeup_channel
+from benchmarks import log_drain
+from benchmarks.common import (
+    Machine,
+    add_output_option,
+    connect,
+    execute,
+    progress,
+    publish,
+    scratch,
+)
+from benchmarks.wait_events import PGBENCH_APPLICATION_NAME, Waits, WaitSampler, notify_cell
+from benchmarks.write_overhead import find_pgbench, parse_tps
+from pgevents_migrate.extension import libpq_dsn
+
+Connection = psycopg2.extensions.connection
+
+PLAIN_TABLE = "bench_plain"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One way of running the writers: which table, and what worker beside them."""
+
+    key: str
+    table: str
+    #: The worker's environment (``log_drain.start_worker``), or None for no worker.
+    worker: dict[str, str] | None = None
+    #: Events written before the worker starts (a busy worker's backlog).
+    backlog: int = 0
+
+
+@dataclass
+class Run:
+    tps: float
+    notifies: int
+    waits: Waits
+
+
+def cases(backlog: int, callback_ms: float) -> list[Case]:
+    return [
+        Case("plain", PLAIN_TABLE),
+        Case("no worker", log_drain.TABLE),
+        Case("idle worker", log_drain.TABLE, {}),
+        Case("idle worker, no quiet period", log_drain.TABLE, {log_drain.QUIET_PERIOD_ENV: "0"}),
+        Case("busy worker", log_drain.TABLE, {log_drain.CALLBACK_MS_ENV: str(callback_ms)}, backlog),
+    ]
+
+
+def prepare(url: URL) -> None:
+    """``log_drain``'s table with its trigger (the measured artifact), and a plain one of its shape."""
+    log_drain.install(url, log_drain.VERSIONS[-1])
+    conn = connect(url)
+    execute(
+        conn,
+        pgsql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING INDEXES)").format(
+            pgsql.Identifier(PLAIN_TABLE), pgsql.Identifier(log_drain.TABLE)
+        ),
+    )
+    conn.close()
+
+
+def reset(url: URL) -> None:
+    """Empty tables and log, and a checkpoint: every run starts alike."""
+    conn = connect(url)
+    tables = [
+        pgsql.Identifier(PLAIN_TABLE),
+        pgsql.Identifier(log_drain.TABLE),
+        pgsql.Identifier("pgevents", "event"),
+    ]
+    execute(conn, pgsql.SQL("TRUNCATE {}").format(pgsql.SQL(", ").join(tables)))
+    execute(conn, "CHECKPOINT")
+    conn.close()
+
+
+def count_notifies(conn: Connection) -> int:
+    conn.poll()
+    count = len(conn.notifies)
+    conn.notifies.clear()
+    return count
+
+
+def pgbench(url: URL, table: str, seconds: int, workdir: Path, conn: Connection) -> tuple[float, Waits]:
+    """TPS of 16 writers inserting single rows into ``table``, and what they waited on."""
+    script = workdir / f"{table}.sql"
+    insert = pgsql.SQL("INSERT INTO {} (payload) VALUES ('user@example.com');\n").format(
+        pgsql.Identifier(table)
+    )
+    script.write_text(insert.as_string(conn), encoding="utf-8")
+    command = [
+        find_pgbench() or "pgbench",
+        "-n",
+        "-c",
+        "16",
+        "-j",
+        "2",
+        "-T",
+        str(seconds),
+        "-f",
+        str(script),
+    ]
+    env = dict(os.environ, PGAPPNAME=PGBENCH_APPLICATION_NAME, PGPASSWORD=url.password or "")
+    sampler = WaitSampler(connect(url))
+    try:
+        result = subprocess.run(
+            [*command, libpq_dsn(url.set(password=None))],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+    finally:
+        waits = sampler.stop()
+    if result.returncode != 0:
+        raise RuntimeError(f"pgbench failed:\n{result.stdout}\n{result.stderr}")
+    return parse_tps(result.stdout), waits
+
+
+def run_case(url: URL, case: Case, seconds: int, workdir: Path, listener: Connection) -> Run:
+    reset(url)
+    worker = None
+    if case.backlog:
+        log_drain.write_backlog(url, case.backlog)
+    if case.worker is not None:
+        log_path = workdir / "worker.log"
+        worker = log_drain.start_worker(url, workdir / "worker.jsonl", log_path, **case.worker)
+        log_drain.wait_listening(worker, log_path)
+    try:
+        count_notifies(listener)
+        tps, waits = pgbench(url, case.table, seconds, workdir, listener)
+        notifies = count_notifies(listener)
+        if worker is not None and worker.poll() is not None:
+            raise RuntimeError(f"the worker exited: {(workdir / 'worker.log').read_text()}")
+    finally:
+        if worker is not None:
+            log_drain.stop_worker(worker)
+    return Run(tps, notifies, waits)
+
+
+def report(machine: Machine, runs: dict[str, list[Run]], plain: list[float], args: argparse.Namespace) -> str:
+    def cell(values: Sequence[float], show: Callable[[float], str]) -> str:
+        return f"{show(statistics.median(values))} ({show(min(values))}-{show(max(values))})"
+
+    lines = [
+        f"## 16 concurrent writers beside a worker, {args.seconds} s runs",
+        "",
+        *machine.lines(),
+        f"- {args.rounds} rounds; busy worker: {args.backlog:,} events of backlog,"
+        f" {args.callback_ms} ms per event",
+        "- median (min-max) over the rounds; ratio: plain TPS / the case's TPS of the same round",
+        "",
+        "| case | TPS | ratio | NOTIFYs sent per run | writers' samples waiting on the NOTIFY lock |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for key, case_runs in runs.items():
+        ratios = [p / run.tps for p, run in zip(plain, case_runs, strict=True)]
+        lines.append(
+            f"| {key} | {cell([r.tps for r in case_runs], lambda v: f'{v:,.0f}')} "
+            f"| {cell(ratios, lambda v: f'{v:.2f}x')} "
+            f"| {cell([r.notifies for r in case_runs], lambda v: f'{v:,.0f}')} "
+            f"| {notify_cell([r.waits for r in case_runs])} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.wakeups", description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="rounds")
+    parser.add_argument("--seconds", type=int, default=8, help="pgbench -T per run")
+    parser.add_argument("--backlog", type=int, default=20_000, help="the busy worker's backlog")
+    parser.add_argument("--callback-ms", type=float, default=1.0, help="the busy worker's time per event")
+    add_output_option(parser, "wakeups.md")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.seconds < 1:
+        parser.error("--rounds and --seconds must be at least 1")
+    with scratch() as (_admin, url, server, workdir):
+        conn = connect(url)
+        machine = Machine.read(
+            conn, server, sys.argv[1:] if argv is None else argv, "python -m benchmarks.wakeups"
+        )
+        conn.close()
+        prepare(url)
+        listener = connect(url)
+        execute(listener, pgsql.SQL("LISTEN {}").format(pgsql.Identifier(wakeup_channel("pgevents"))))
+        all_cases = cases(args.backlog, args.callback_ms)
+        runs: dict[str, list[Run]] = {case.key: [] for case in all_cases}
+        for index in range(args.rounds):
+            for case in all_cases[index % len(all_cases) :] + all_cases[: index % len(all_cases)]:
+                run = run_case(url, case, args.seconds, workdir, listener)
+                runs[case.key].append(run)
+                progress(f"round {index + 1}  {case.key:30} {run.tps:8,.0f} tps  {run.notifies} NOTIFYs")
+        listener.close()
+    plain = [run.tps for run in runs["plain"]]
+    publish(report(machine, runs, plain, args), Path(args.output))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
