@@ -35,6 +35,9 @@ log = logging.getLogger("pgevents_migrate")
 
 #: Seconds between two rotations of the log's partitions by one reader.
 MAINTENANCE_INTERVAL = 5.0
+#: While a worker polls (events flowed a moment ago): seconds between its looks for due
+#: retries and for lanes to take, which a drain otherwise makes every time.
+POLL_CHECKS_INTERVAL = 0.1
 
 
 class LogReader:
@@ -59,6 +62,7 @@ class LogReader:
         self._last_maintenance = 0.0
         self._last_balance = 0.0
         self._last_retries = 0.0
+        self._last_checks = 0.0
 
     @property
     def reading(self) -> bool:
@@ -72,17 +76,27 @@ class LogReader:
             self._lost.clear()
         self.queue.release_lanes(conn, self.owner)
 
-    def drain(self, conn: Connection, stopping: threading.Event) -> int:
-        """Handle the due retries, then the lanes held (taking more up to a share); the number handled."""
-        handled = self._drain_retries(conn, stopping)
-        if stopping.is_set():
-            return handled
-        self._take_lanes(conn)
+    def drain(self, conn: Connection, stopping: threading.Event, polling: bool = False) -> int:
+        """Handle the due retries, then the lanes held (taking more up to a share); the number handled.
+
+        ``polling``: a look a few milliseconds after the last, while events
+        flow. It reads the lanes held with one fetch each (the next look asks
+        again), and looks for due retries and lanes to take only every
+        ``POLL_CHECKS_INTERVAL``: each of those is a round trip, and polls
+        come hundreds of times a second.
+        """
+        handled = 0
+        if not polling or time.monotonic() - self._last_checks >= POLL_CHECKS_INTERVAL:
+            self._last_checks = time.monotonic()
+            handled = self._drain_retries(conn, stopping)
+            if stopping.is_set():
+                return handled
+            self._take_lanes(conn)
         if not self.lanes:
             return handled
         self._ensure_heartbeat()
         self._maintain_if_due(conn)
-        return handled + self._drain_lanes(conn, stopping)
+        return handled + self._drain_lanes(conn, stopping, ask_again=not polling)
 
     def _take_lanes(self, conn: Connection) -> None:
         while (taken := self.queue.take_lane(conn, self.owner, self.config.lease)) is not None:
@@ -96,7 +110,7 @@ class LogReader:
             self.lanes.pop(lane, None)
         log.info("pgevents: no longer reading lane %s of group %r: %s", lane, self.config.group, why)
 
-    def _drain_lanes(self, conn: Connection, stopping: threading.Event) -> int:
+    def _drain_lanes(self, conn: Connection, stopping: threading.Event, ask_again: bool = True) -> int:
         """Read the lanes held, a page of each in turn, until every one is at the end (or stopping)."""
         handled = 0
         page = self.config.batch_size
@@ -106,9 +120,9 @@ class LogReader:
                 # An empty first answer may only have recorded where the cursor's
                 # next window starts (which a later transaction can use): ask again.
                 epoch = self.lanes[lane]
-                pages[lane] = self.queue.fetch(conn, lane, epoch, page) or self.queue.fetch(
-                    conn, lane, epoch, page
-                )
+                pages[lane] = self.queue.fetch(conn, lane, epoch, page)
+                if not pages[lane] and ask_again:
+                    pages[lane] = self.queue.fetch(conn, lane, epoch, page)
             except LeaseLost:
                 self._drop(lane, "another worker took it over")
         while pages and not stopping.is_set():

@@ -290,10 +290,13 @@ class Worker:
         self._purge_if_due()
         return handled + self._drain()
 
-    def _drain(self) -> int:
-        """Handle the broadcasts received and the queued events; note when queued ones came."""
+    def _drain(self, polling: bool = False) -> int:
+        """Handle the broadcasts received and the queued events; note when queued ones came.
+
+        ``polling``: a quick look while events flow (``LogReader.drain``).
+        """
         broadcasts = self._drain_broadcasts()
-        queued = self._drain_queue()
+        queued = self._drain_queue(polling)
         if queued:
             self._events_at = time.monotonic()
         return broadcasts + queued
@@ -311,7 +314,7 @@ class Worker:
             if wait <= 0:
                 break
             self._wait(listen, wait)  # a broadcast ends it early
-            handled = self._drain()
+            handled = self._drain(polling=True)
             if handled:
                 return handled
             delay = min(delay * 2, MAX_POLL_DELAY)
@@ -364,7 +367,7 @@ class Worker:
                 handled += 1
         return handled
 
-    def _drain_queue(self) -> int:
+    def _drain_queue(self, polling: bool = False) -> int:
         """Claim and handle events until the queue is drained, claiming ahead meanwhile.
 
         The whole first batch is claimed at once and handled in two halves.
@@ -372,12 +375,14 @@ class Worker:
         half handled before and claims as many events as that freed: never
         more than ``batch_size`` claims are held, handled or not. On return or
         error nothing is in flight, no claim is held, and only acknowledgements
-        that failed are left in ``_unacknowledged``.
+        that failed are left in ``_unacknowledged``. ``polling``: a quick look
+        while events flow (``LogReader.drain``; a job table's claim is one round
+        trip anyway).
         """
         if not self._tables[0]:
             return 0
         if self._log is not None:
-            return self._log.drain(self._working(), self.stopping)
+            return self._log.drain(self._working(), self.stopping, polling)
         handled = 0
         try:
             batch = self.config.batch_size

@@ -13,6 +13,7 @@ import time
 import pytest
 from sqlalchemy.engine import URL
 
+from pgevents_migrate import log_reader
 from pgevents_migrate.config import WorkerConfig
 from tests import runtime_app
 from tests.pg import Listener, execute, sleeper_flag, wait_for
@@ -84,3 +85,37 @@ def test_the_quiet_period_is_a_duration_not_below_zero() -> None:
     assert WorkerConfig.from_mapping({"PGEVENTS_QUIET_PERIOD": "1s"}).quiet_period == 1.0
     with pytest.raises(ValueError, match="PGEVENTS_QUIET_PERIOD must not be negative"):
         WorkerConfig(quiet_period=-0.1)
+
+
+def test_a_poll_while_events_flow_costs_one_round_trip_per_lane(
+    database_url: URL, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Polls come every few milliseconds: no look for retries or lanes each time, no second fetch."""
+    monkeypatch.setattr(log_reader, "POLL_CHECKS_INTERVAL", 60.0)  # however slow this machine is
+    app = runtime_app.create_app(database_url.render_as_string(hide_password=False))
+    runtime_app.install(app)
+    calls: list[str] = []
+    with app.app_context():
+        worker = runtime_app.pgevents.worker()
+        worker.connect()
+        reader = worker._log
+        assert reader is not None
+        for name in ("fetch", "take_lane", "claim_retries"):
+            method = getattr(reader.queue, name)
+            monkeypatch.setattr(
+                reader.queue,
+                name,
+                lambda *args, name=name, method=method: calls.append(name) or method(*args),
+            )
+        try:
+            assert worker._drain() == 0  # a full look: retries, lanes, a fetch asked twice
+            assert sorted(set(calls)) == ["claim_retries", "fetch", "take_lane"]
+            calls.clear()
+            assert worker._drain(polling=True) == 0
+            assert calls == ["fetch"]
+            execute(dsn, INSERT)
+            wait_for(lambda: worker._drain(polling=True) == 1)  # what a poll finds, it handles
+            assert len(handled(dsn)) == 1
+        finally:
+            reader.close(worker._work)
+            worker.close()
