@@ -72,12 +72,15 @@ class Case:
 
 @dataclass
 class Run:
+    """One pgbench run of a case: its TPS, the NOTIFYs writers sent, what they waited on."""
+
     tps: float
     notifies: int
     waits: Waits
 
 
 def cases(backlog: int, callback_ms: float) -> list[Case]:
+    """Every case, in the order of the first round."""
     return [
         Case("plain", PLAIN_TABLE),
         Case("no worker", log_drain.TABLE),
@@ -114,6 +117,7 @@ def reset(url: URL) -> None:
 
 
 def count_notifies(conn: Connection) -> int:
+    """The notifications ``conn`` received since the last call."""
     conn.poll()
     count = len(conn.notifies)
     conn.notifies.clear()

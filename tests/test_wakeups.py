@@ -8,7 +8,9 @@ worker polls with the flag unset; then it sleeps, and a write wakes it.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy.engine import URL
@@ -22,22 +24,34 @@ from tests.test_runtime import handled
 INSERT = """INSERT INTO "user" (email) VALUES ('a')"""
 
 
-def test_a_worker_that_keeps_finding_events_polls_and_writers_send_no_wakeups(
-    database_url: URL, dsn: str
-) -> None:
-    # A 60 s poll interval: only a NOTIFY or the polling can deliver within the test.
+@contextlib.contextmanager
+def asleep_worker(database_url: URL, dsn: str, quiet_period: float) -> Iterator[Listener]:
+    """A worker started and asleep, and a listener on the wake-up channel that has heard nothing yet.
+
+    A 60 s poll interval: only a NOTIFY or the polling can deliver within a test.
+    """
     app = runtime_app.create_app(
         database_url.render_as_string(hide_password=False),
         PGEVENTS_POLL_INTERVAL=60.0,
-        PGEVENTS_QUIET_PERIOD=3.0,
+        PGEVENTS_QUIET_PERIOD=quiet_period,
     )
     runtime_app.install(app)
     listener = Listener(dsn, "pgevents")
     try:
         runtime_app.pgevents.start()
-        wait_for(lambda: sleeper_flag(dsn) == 1)  # idle: asleep
+        wait_for(lambda: sleeper_flag(dsn) == 1)
         listener.poll(0.1)
         listener.received.clear()  # the worker's own, as it took its lane
+        yield listener
+    finally:
+        runtime_app.pgevents.stop(10)
+        listener.close()
+
+
+def test_a_worker_that_keeps_finding_events_polls_and_writers_send_no_wakeups(
+    database_url: URL, dsn: str
+) -> None:
+    with asleep_worker(database_url, dsn, quiet_period=3.0) as listener:
         execute(dsn, INSERT)
         wait_for(lambda: len(handled(dsn)) == 1)  # woken by the write's NOTIFY
         flags = set()
@@ -53,32 +67,15 @@ def test_a_worker_that_keeps_finding_events_polls_and_writers_send_no_wakeups(
         execute(dsn, INSERT)
         wait_for(lambda: len(handled(dsn)) == 42)
         assert len(listener.poll(0.2)) == 2
-    finally:
-        runtime_app.pgevents.stop(10)
-        listener.close()
 
 
 def test_with_no_quiet_period_a_worker_sleeps_after_every_event(database_url: URL, dsn: str) -> None:
-    app = runtime_app.create_app(
-        database_url.render_as_string(hide_password=False),
-        PGEVENTS_POLL_INTERVAL=60.0,
-        PGEVENTS_QUIET_PERIOD=0,
-    )
-    runtime_app.install(app)
-    listener = Listener(dsn, "pgevents")
-    try:
-        runtime_app.pgevents.start()
-        wait_for(lambda: sleeper_flag(dsn) == 1)
-        listener.poll(0.1)
-        listener.received.clear()  # the worker's own, as it took its lane
+    with asleep_worker(database_url, dsn, quiet_period=0) as listener:
         for n in range(1, 6):
             wait_for(lambda: sleeper_flag(dsn) == 1)  # asleep again at once
             execute(dsn, INSERT)
             wait_for(lambda: len(handled(dsn)) == n)  # noqa: B023 - called before the loop moves on
         assert len(listener.poll(0.2)) == 5  # every write woke it
-    finally:
-        runtime_app.pgevents.stop(10)
-        listener.close()
 
 
 def test_the_quiet_period_is_a_duration_not_below_zero() -> None:
