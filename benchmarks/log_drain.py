@@ -204,29 +204,36 @@ def wait_listening(worker: subprocess.Popen[bytes], log_path: Path) -> None:
     time.sleep(1.0)
 
 
-def latency(url: URL, version: int, rate: int, seconds: float, workdir: Path) -> list[float]:
-    """Commit-to-callback milliseconds of single-row INSERTs at ``rate``/s, with an idle worker."""
+def latency(url: URL, version: int, rate: int, seconds: float, writers: int, workdir: Path) -> list[float]:
+    """Commit-to-callback milliseconds of single-row INSERTs at ``rate``/s, with an idle worker.
+
+    ``writers`` connections take turns, one INSERT each.
+    """
     install(url, version)
-    out, log_path = workdir / f"latency-v{version}.jsonl", workdir / f"latency-v{version}.log"
+    name = f"latency-v{version}-{writers}"
+    out, log_path = workdir / f"{name}.jsonl", workdir / f"{name}.log"
     worker = start_worker(url, out, log_path)
     try:
         wait_listening(worker, log_path)
         sent: dict[str, float] = {}
-        conn = connect(url)
-        conn.autocommit = False
+        conns = [connect(url) for _ in range(writers)]
         try:
+            for conn in conns:
+                conn.autocommit = False
             begin = time.perf_counter()
-            with conn.cursor() as cur:
-                for i in range(round(rate * seconds)):
-                    time.sleep(max(0.0, begin + i / rate - time.perf_counter()))
+            for i in range(round(rate * seconds)):
+                time.sleep(max(0.0, begin + i / rate - time.perf_counter()))
+                conn = conns[i % writers]
+                with conn.cursor() as cur:
                     cur.execute(f"INSERT INTO {TABLE} (payload) VALUES ('x') RETURNING id::text")
                     row = cur.fetchone()
-                    assert row is not None
-                    before = time.time()
-                    conn.commit()
-                    sent[row[0]] = before
+                assert row is not None
+                before = time.time()
+                conn.commit()
+                sent[row[0]] = before
         finally:
-            conn.close()
+            for conn in conns:
+                conn.close()
         wait_for_lines(out, len(sent), worker, log_path, time.monotonic())
     finally:
         stop_worker(worker)
@@ -326,6 +333,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="then, for each artifact, write --sustained-rate events/s for this long while a worker drains",
     )
     parser.add_argument("--sustained-rate", type=int, default=20_000, metavar="EVENTS")
+    parser.add_argument(
+        "--latency-writers",
+        type=int,
+        nargs="+",
+        default=[1, 16],
+        metavar="N",
+        help="measure latency with each of these numbers of writer connections taking turns (default 1 16)",
+    )
     add_output_option(parser, "log_drain.md")
     args = parser.parse_args(argv)
     rates: dict[int, list[float]] = {version: [] for version in VERSIONS}
@@ -343,8 +358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 dead[version].append(dead_after)
                 progress(f"run {run}  artifact {version}  {rate:,.0f} events/s, {dead_after} dead tuples")
         delays = {
-            version: latency(url, version, RATE, args.latency, workdir)
+            (version, writers): latency(url, version, RATE, args.latency, writers, workdir)
             for version in VERSIONS
+            for writers in args.latency_writers
             if args.latency
         }
         steady = {
@@ -370,13 +386,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     if delays:
         lines += [
-            f"Commit-to-callback latency, {RATE} single-row INSERTs/s for {args.latency:g} s, idle worker:",
+            f"Commit-to-callback latency, {RATE} single-row INSERTs/s for {args.latency:g} s, idle worker;"
+            " the writers' connections take turns:",
             "",
-            "| artifact | p50 | p99 | max |",
-            "| --- | --- | --- | --- |",
+            "| artifact | writers | p50 | p99 | max |",
+            "| --- | --- | --- | --- | --- |",
             *(
-                f"| {version} | {percentile(d, 50):.1f} ms | {percentile(d, 99):.1f} ms | {max(d):.1f} ms |"
-                for version, d in delays.items()
+                f"| {version} | {writers} | {percentile(d, 50):.1f} ms | {percentile(d, 99):.1f} ms"
+                f" | {max(d):.1f} ms |"
+                for (version, writers), d in delays.items()
             ),
             "",
         ]

@@ -1,7 +1,7 @@
-"""Sixteen writers beside a worker: what an idle or a busy worker costs them, and the wake-ups they send.
+"""Concurrent writers beside a worker: what an idle or a busy worker costs them, and the wake-ups they send.
 
 The shape users live in: single-row INSERTs into a uuid-keyed table by
-``pgbench -n -c 16 -j 2 -T S``, while one worker (``flask pgevents run`` of
+``pgbench -n -c C -j 2 -T S`` (``--clients``: 16, then 64), while one worker (``flask pgevents run`` of
 ``log_drain``'s app, a callback appending a JSON line per event) runs beside
 them. Cases, taking turns run by run, each run from TRUNCATE + CHECKPOINT:
 
@@ -20,7 +20,7 @@ LISTENs on the wake-up channel) and the share of the pgbench backends'
 ``pg_stat_activity`` samples that waited on the NOTIFY lock.
 
     PGEVENTS_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
-        python -m benchmarks.wakeups [--rounds N] [--seconds S]
+        python -m benchmarks.wakeups [--rounds N] [--seconds S] [--clients C [C ...]]
 """
 
 from __future__ import annotations
@@ -124,8 +124,10 @@ def count_notifies(conn: Connection) -> int:
     return count
 
 
-def pgbench(url: URL, table: str, seconds: int, workdir: Path, conn: Connection) -> tuple[float, Waits]:
-    """TPS of 16 writers inserting single rows into ``table``, and what they waited on."""
+def pgbench(
+    url: URL, table: str, clients: int, seconds: int, workdir: Path, conn: Connection
+) -> tuple[float, Waits]:
+    """TPS of ``clients`` writers inserting single rows into ``table``, and what they waited on."""
     script = workdir / f"{table}.sql"
     insert = pgsql.SQL("INSERT INTO {} (payload) VALUES ('user@example.com');\n").format(
         pgsql.Identifier(table)
@@ -135,9 +137,9 @@ def pgbench(url: URL, table: str, seconds: int, workdir: Path, conn: Connection)
         find_pgbench() or "pgbench",
         "-n",
         "-c",
-        "16",
+        str(clients),
         "-j",
-        "2",
+        str(min(clients, 2)),
         "-T",
         str(seconds),
         "-f",
@@ -160,7 +162,7 @@ def pgbench(url: URL, table: str, seconds: int, workdir: Path, conn: Connection)
     return parse_tps(result.stdout), waits
 
 
-def run_case(url: URL, case: Case, seconds: int, workdir: Path, listener: Connection) -> Run:
+def run_case(url: URL, case: Case, clients: int, seconds: int, workdir: Path, listener: Connection) -> Run:
     reset(url)
     worker = None
     if case.backlog:
@@ -171,7 +173,7 @@ def run_case(url: URL, case: Case, seconds: int, workdir: Path, listener: Connec
         log_drain.wait_listening(worker, log_path)
     try:
         count_notifies(listener)
-        tps, waits = pgbench(url, case.table, seconds, workdir, listener)
+        tps, waits = pgbench(url, case.table, clients, seconds, workdir, listener)
         notifies = count_notifies(listener)
         if worker is not None and worker.poll() is not None:
             raise RuntimeError(f"the worker exited: {(workdir / 'worker.log').read_text()}")
@@ -181,31 +183,43 @@ def run_case(url: URL, case: Case, seconds: int, workdir: Path, listener: Connec
     return Run(tps, notifies, waits)
 
 
-def report(machine: Machine, runs: dict[str, list[Run]], plain: list[float], args: argparse.Namespace) -> str:
+def report(machine: Machine, runs: dict[int, dict[str, list[Run]]], args: argparse.Namespace) -> str:
     def cell(values: Sequence[float], show: Callable[[float], str]) -> str:
         return f"{show(statistics.median(values))} ({show(min(values))}-{show(max(values))})"
 
     lines = [
-        f"## 16 concurrent writers beside a worker, {args.seconds} s runs",
+        f"## Concurrent writers beside a worker, {args.seconds} s runs",
         "",
         *machine.lines(),
         f"- {args.rounds} rounds; busy worker: {args.backlog:,} events of backlog,"
         f" {args.callback_ms} ms per event",
         "- median (min-max) over the rounds; ratio: plain TPS / the case's TPS of the same round",
         "",
-        "| case | TPS | ratio | NOTIFYs sent per run | writers' samples waiting on the NOTIFY lock |",
-        "| --- | --- | --- | --- | --- |",
+        "| writers | case | TPS | ratio | NOTIFYs sent per run | writers' samples waiting on the NOTIFY lock"
+        " |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
+    for clients, by_case in runs.items():
+        lines += case_rows(clients, by_case, cell)
+    lines.append("")
+    return "\n".join(lines)
+
+
+def case_rows(
+    clients: int, runs: dict[str, list[Run]], cell: Callable[[Sequence[float], Callable[[float], str]], str]
+) -> list[str]:
+    """The report's rows for ``clients`` writers: one per case."""
+    plain = [run.tps for run in runs["plain"]]
+    lines = []
     for key, case_runs in runs.items():
         ratios = [p / run.tps for p, run in zip(plain, case_runs, strict=True)]
         lines.append(
-            f"| {key} | {cell([r.tps for r in case_runs], lambda v: f'{v:,.0f}')} "
+            f"| {clients} | {key} | {cell([r.tps for r in case_runs], lambda v: f'{v:,.0f}')} "
             f"| {cell(ratios, lambda v: f'{v:.2f}x')} "
             f"| {cell([r.notifies for r in case_runs], lambda v: f'{v:,.0f}')} "
             f"| {notify_cell([r.waits for r in case_runs])} |"
         )
-    lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -214,10 +228,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=8, help="pgbench -T per run")
     parser.add_argument("--backlog", type=int, default=20_000, help="the busy worker's backlog")
     parser.add_argument("--callback-ms", type=float, default=1.0, help="the busy worker's time per event")
+    parser.add_argument(
+        "--clients", type=int, nargs="+", default=[16, 64], help="pgbench clients, one set of runs for each"
+    )
     add_output_option(parser, "wakeups.md")
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.seconds < 1:
-        parser.error("--rounds and --seconds must be at least 1")
+    if args.rounds < 1 or args.seconds < 1 or min(args.clients) < 1:
+        parser.error("--rounds, --seconds and --clients must be at least 1")
     with scratch() as (_admin, url, server, workdir):
         conn = connect(url)
         machine = Machine.read(
@@ -228,15 +245,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         listener = connect(url)
         execute(listener, pgsql.SQL("LISTEN {}").format(pgsql.Identifier(wakeup_channel("pgevents"))))
         all_cases = cases(args.backlog, args.callback_ms)
-        runs: dict[str, list[Run]] = {case.key: [] for case in all_cases}
+        runs = {clients: {case.key: [] for case in all_cases} for clients in args.clients}
         for index in range(args.rounds):
-            for case in all_cases[index % len(all_cases) :] + all_cases[: index % len(all_cases)]:
-                run = run_case(url, case, args.seconds, workdir, listener)
-                runs[case.key].append(run)
-                progress(f"round {index + 1}  {case.key:30} {run.tps:8,.0f} tps  {run.notifies} NOTIFYs")
+            for clients in args.clients:
+                for case in all_cases[index % len(all_cases) :] + all_cases[: index % len(all_cases)]:
+                    run = run_case(url, case, clients, args.seconds, workdir, listener)
+                    runs[clients][case.key].append(run)
+                    progress(
+                        f"round {index + 1}  {clients:3} writers  {case.key:30} {run.tps:8,.0f} tps"
+                        f"  {run.notifies} NOTIFYs"
+                    )
         listener.close()
-    plain = [run.tps for run in runs["plain"]]
-    publish(report(machine, runs, plain, args), Path(args.output))
+    publish(report(machine, runs, args), Path(args.output))
     return 0
 
 

@@ -90,10 +90,9 @@ class Outcome:
 class Dispatcher:
     """Runs the callbacks of ``listeners`` that want an event."""
 
-    def __init__(self, app: Flask, listeners: Sequence[Listener], remove_session: Callable[[], None]) -> None:
+    def __init__(self, app: Flask, listeners: Sequence[Listener]) -> None:
         self.app = app
         self.listeners = list(listeners)
-        self._remove_session = remove_session
         self.default_schema = "public"
         self.has_ordered = any(listener.ordered for listener in self.listeners)
 
@@ -119,14 +118,13 @@ class Dispatcher:
             if listener.name in outcome.done or not listener.wants(event, self.default_schema):
                 continue
             try:
+                # Flask-SQLAlchemy's teardown removes the session (rolling back
+                # whatever the callback left open) when the context pops.
                 with self.app.app_context():
-                    try:
-                        if listener.seed_style:
-                            listener.callback(event.id, event.row_id, event.identifier)
-                        else:
-                            listener.callback(event)
-                    finally:
-                        self._remove_session()
+                    if listener.seed_style:
+                        listener.callback(event.id, event.row_id, event.identifier)
+                    else:
+                        listener.callback(event)
             except Exception:
                 error = traceback.format_exc()
                 log.error(

@@ -299,9 +299,7 @@ class PGEvents:
         config = WorkerConfig.from_mapping(app.config)
         if strict:
             config = replace(config, strict=True)
-        dispatcher = Dispatcher(
-            app, [lst for lst in self.listeners if lst.bind_key == bind_key], self.db.session.remove
-        )
+        dispatcher = Dispatcher(app, [lst for lst in self.listeners if lst.bind_key == bind_key])
         declared = declared_specs(self.metadata(bind_key))
         return Worker(self.database_dsn(bind_key), dispatcher, config, declared=declared, bind_key=bind_key)
 

@@ -78,14 +78,16 @@ def test_quick_delivery_benchmark_writes_a_row_per_measurement(server_url: URL, 
 def test_the_log_drain_benchmark_compares_artifacts_4_and_5(server_url: URL, tmp_path: Path) -> None:
     output = tmp_path / "log_drain.md"
     command = ["-m", "benchmarks.log_drain", "--events", "2000", "--rounds", "1", "--latency", "1"]
+    command += ["--latency-writers", "1", "3"]
     run_benchmark(server_url, *command, "--output", str(output))
     report = output.read_text(encoding="utf-8")
     drain_table, latency_table = report.split("Commit-to-callback latency")
     rows = {row[0]: row for row in table_rows(drain_table)}
     assert sorted(rows) == ["4", str(CURRENT_VERSION)]
-    latencies = {row[0]: row for row in table_rows(latency_table)}
-    assert sorted(latencies) == ["4", str(CURRENT_VERSION)]
-    assert all(re.fullmatch(r"[\d.]+ ms", cell) for row in latencies.values() for cell in row[1:]), latencies
+    latencies = {(row[0], row[1]): row for row in table_rows(latency_table)}
+    versions = ("4", str(CURRENT_VERSION))
+    assert sorted(latencies) == [(version, writers) for version in versions for writers in "13"]
+    assert all(re.fullmatch(r"[\d.]+ ms", cell) for row in latencies.values() for cell in row[2:]), latencies
     for row in rows.values():
         assert re.fullmatch(r"[\d,]+ \([\d,]+-[\d,]+\)", row[1]), row
     # The job table leaves a dead tuple or two per event; the log only its bookkeeping.
@@ -126,11 +128,11 @@ def test_the_statement_instructions_benchmark_counts_each_artifacts_trigger(
 def test_the_wakeups_benchmark_runs_every_case(server_url: URL, tmp_path: Path) -> None:
     output = tmp_path / "wakeups.md"
     command = ["-m", "benchmarks.wakeups", "--rounds", "1", "--seconds", "1", "--backlog", "200"]
-    run_benchmark(server_url, *command, "--output", str(output))
-    rows = {row[0]: row for row in table_rows(output.read_text(encoding="utf-8"))}
-    assert sorted(rows) == sorted(
-        ["plain", "no worker", "idle worker", "idle worker, no quiet period", "busy worker"]
-    )
+    run_benchmark(server_url, *command, "--clients", "3", "4", "--output", str(output))
+    table = table_rows(output.read_text(encoding="utf-8"))
+    cases = ["plain", "no worker", "idle worker", "idle worker, no quiet period", "busy worker"]
+    assert [row[:2] for row in table] == [[clients, case] for clients in "34" for case in cases]
+    rows = {row[1]: row[1:] for row in table if row[0] == "3"}
     assert rows["plain"][2] == "1.00x (1.00x-1.00x)"
     assert all(re.fullmatch(r"[\d,]+ \([\d,]+-[\d,]+\)", row[1]) for row in rows.values()), rows
     assert rows["no worker"][3] == "0 (0-0)"  # nobody sleeps: no wake-ups

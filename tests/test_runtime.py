@@ -106,6 +106,41 @@ def test_seed_style_callbacks_and_identifier_forms(database_url: URL, dsn: str) 
     assert calls == [(True, 3, "INSERT"), ("new", 3)]
 
 
+def test_each_callback_gets_a_fresh_session(database_url: URL, dsn: str) -> None:
+    """What a callback leaves in its session (a failed statement, uncommitted work) never reaches the next."""
+    app, db, pgevents = _app(database_url)
+    seen: list[Any] = []
+
+    class Item(db.Model):  # type: ignore[name-defined,misc]
+        id = sa.Column(sa.Integer, primary_key=True)
+        note = sa.Column(sa.String(20))
+
+    @pgevents.listens_for(Item, "insert")
+    def careless(event: Event) -> None:
+        if event.row_id == 1:
+            db.session.execute(sa.text("UPDATE item SET note = 'uncommitted'"))
+        elif event.row_id == 2:
+            with contextlib.suppress(sa.exc.DBAPIError):
+                db.session.execute(sa.text("SELECT 1 / 0"))
+        else:
+            seen.append(db.session.execute(sa.text("SELECT count(note) FROM item")).scalar())
+
+    _install(app, db)
+    execute(
+        dsn,
+        "INSERT INTO item (id) VALUES (1)",
+        "INSERT INTO item (id) VALUES (2)",
+        "INSERT INTO item (id) VALUES (3)",
+    )
+    with app.app_context():
+        assert pgevents.handle_events() == 3
+        db.engine.dispose()
+    assert seen == [0]
+    assert fetch(dsn, "SELECT count(note) FROM item") == [(0,)]
+    left_open = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state <> 'idle'"
+    assert fetch(dsn, left_open + " AND pid <> pg_backend_pid()") == [(0,)]
+
+
 def test_declaration_errors() -> None:
     pgevents = PGEvents()
     table = sa.Table("t", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))

@@ -159,7 +159,7 @@ class _Recorder(Dispatcher):
     """A worker's dispatcher that records each event it runs, with the outcome."""
 
     def __init__(self, dispatcher: Dispatcher) -> None:
-        super().__init__(dispatcher.app, dispatcher.listeners, dispatcher._remove_session)
+        super().__init__(dispatcher.app, dispatcher.listeners)
         self.outcomes: list[tuple[Event, Outcome]] = []
 
     def run(self, event: Event, done: Iterable[str] = ()) -> Outcome:
