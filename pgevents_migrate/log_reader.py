@@ -161,9 +161,11 @@ class LogReader:
             last = claim.event.id
         if (lane, epoch) in self._lost:
             raise LeaseLost("the heartbeat could not renew the lease")
-        # Fewer than a page: the window is read to its end, close it.
+        # Fewer than a page: the window is read to its end, close it. The lane
+        # has caught up, so the next page is left to the next look: fetched
+        # now, it would hold the few events written during this one.
         close = last == rows[-1].id and len(rows) < page
-        if stopping.is_set() or last != rows[-1].id:
+        if stopping.is_set() or last != rows[-1].id or close:
             if last is not None:
                 self.queue.ack(conn, lane, epoch, last, close)
             return handled, []

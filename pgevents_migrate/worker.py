@@ -64,9 +64,9 @@ Row = ClaimRow
 #: Errors that mean the connection is gone (server restart, terminated backend, network).
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
-#: Polling while events flow: the first delay after a drain that found none, doubled up to the last.
-FIRST_POLL_DELAY = 0.001
-MAX_POLL_DELAY = 0.005
+#: Seconds between polls while events flow: a poll gathers what writers wrote meanwhile,
+#: instead of a round trip for every few events.
+POLL_DELAY = 0.005
 
 #: The session's default schema and role, the sleeper flag's sequence (flags from artifact 6 on,
 #: else sleeping), and whether the role may not set it.
@@ -274,14 +274,18 @@ class Worker:
         if self._work is None:
             self.connect()
         self._acknowledge_leftovers()
-        handled = self._drain()
+        # While events flow, every look is a paced poll (below), not a drain now.
+        handled = 0 if timeout > 0 and self._flowing() else self._drain()
         if handled or timeout <= 0 or self.stopping.is_set():
             return handled
         deadline = time.monotonic() + timeout
         listen = self._listening()
         if self._tables[0] and (self._log is None or self._log.reading):
             handled = self._poll_while_events_flow(listen, deadline)
-            if not handled and deadline > time.monotonic():
+            if handled:
+                self._purge_if_due()
+                return handled
+            if deadline > time.monotonic():
                 handled = self._sleep(listen, deadline - time.monotonic())
         else:
             # Broadcasts only, or standing by for a lane of the log: no
@@ -301,23 +305,25 @@ class Worker:
             self._events_at = time.monotonic()
         return broadcasts + queued
 
+    def _flowing(self) -> bool:
+        """Whether queued events were found within the quiet period."""
+        return time.monotonic() - self._events_at < self.config.quiet_period
+
     def _poll_while_events_flow(self, listen: Connection, deadline: float) -> int:
         """Poll without the sleeper flag until the quiet period after the last queued events ends.
 
-        Returns the events handled; 0 once the quiet period (or ``deadline``)
-        has passed without any.
+        Returns the events handled by the first poll that found any; 0 once
+        the quiet period (or ``deadline``) has passed without any.
         """
-        delay = FIRST_POLL_DELAY
         while not self.stopping.is_set():
             now = time.monotonic()
-            wait = min(delay, deadline - now, self._events_at + self.config.quiet_period - now)
+            wait = min(POLL_DELAY, deadline - now, self._events_at + self.config.quiet_period - now)
             if wait <= 0:
                 break
             self._wait(listen, wait)  # a broadcast ends it early
             handled = self._drain(polling=True)
             if handled:
                 return handled
-            delay = min(delay * 2, MAX_POLL_DELAY)
         return 0
 
     def _sleep(self, listen: Connection, timeout: float) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from alembic_ops import CURRENT_VERSION
+from benchmarks import event_row_cost
 
 ROOT = Path(__file__).resolve().parent.parent
 #: ``**12345 events/s**``, ``**3.2 ms**``, ``**0.41 s**``, ``**1**``: a number and its unit.
@@ -136,3 +137,22 @@ def test_the_wakeups_benchmark_runs_every_case(server_url: URL, tmp_path: Path) 
     assert rows["plain"][2] == "1.00x (1.00x-1.00x)"
     assert all(re.fullmatch(r"[\d,]+ \([\d,]+-[\d,]+\)", row[1]) for row in rows.values()), rows
     assert rows["no worker"][3] == "0 (0-0)"  # nobody sleeps: no wake-ups
+
+
+def test_the_event_row_cost_benchmark_runs_every_variant(server_url: URL, tmp_path: Path) -> None:
+    output = tmp_path / "event_row_cost.md"
+    run_benchmark(
+        server_url,
+        "-m",
+        "benchmarks.event_row_cost",
+        "--rounds",
+        "1",
+        "--seconds",
+        "1",
+        "--output",
+        str(output),
+    )
+    rows = {row[0]: row for row in table_rows(output.read_text(encoding="utf-8"))}
+    assert list(rows) == [variant.key for variant in event_row_cost.VARIANTS]
+    assert rows["plain"][2] == "1.00x (1.00x-1.00x)"
+    assert all(re.fullmatch(r"[\d,.]+ \([\d,.]+-[\d,.]+\)", row[1]) for row in rows.values()), rows
