@@ -221,7 +221,7 @@ class EventQueue:
         pks = json.loads("[" + ",".join([row.pk for row in rows]) + "]")
         return [
             Claim(
-                Event(
+                Event.from_fields(
                     id=row.id,
                     op=row.op,
                     schema=row.schema_name,

@@ -47,7 +47,7 @@ def run_benchmark(server_url: URL, *args: str) -> subprocess.CompletedProcess[st
     """``python <args>`` against the suite's server; fails the test unless it exits 0."""
     env = dict(os.environ, PGEVENTS_BENCH_DATABASE_URL=server_url.render_as_string(hide_password=False))
     result = subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -156,3 +156,17 @@ def test_the_event_row_cost_benchmark_runs_every_variant(server_url: URL, tmp_pa
     assert list(rows) == [variant.key for variant in event_row_cost.VARIANTS]
     assert rows["plain"][2] == "1.00x (1.00x-1.00x)"
     assert all(re.fullmatch(r"[\d,.]+ \([\d,.]+-[\d,.]+\)", row[1]) for row in rows.values()), rows
+
+
+def test_all_runs_every_part_into_one_report(server_url: URL, tmp_path: Path) -> None:
+    output = tmp_path / "all.md"
+    result = run_benchmark(server_url, "-m", "benchmarks", "all", "--quick", "--output", str(output))
+    report = output.read_text(encoding="utf-8")
+    assert report in result.stdout
+    for heading in (
+        "16 concurrent writers",  # write overhead
+        "## Concurrent writers beside a worker",
+        "# Drain from process start",
+        "latency at 500 events/s for 1 s, broadcast",
+    ):
+        assert heading in report

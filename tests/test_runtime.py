@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import uuid
 from typing import Any
@@ -75,6 +76,16 @@ def test_event_fields(database_url: URL, dsn: str) -> None:
     assert event.txid == int(txid) and event.attempt == 1 and event.id is not None
     assert event.created_at is not None and event.delivery == "queue"
     assert event.identifier == "UPDATE"
+
+
+def test_events_from_fields_are_events() -> None:
+    """The worker's fast constructor makes the same frozen event as ``Event(...)``, defaults included."""
+    fields: dict[str, Any] = {"op": "update", "schema": "public", "table": "item", "pk": {"id": 7}, "id": 3}
+    fast, slow = Event.from_fields(**fields), Event(**fields)
+    assert fast == slow and repr(fast) == repr(slow)
+    assert (fast.delivery, fast.attempt, fast.old, fast.row_id) == ("queue", 1, None, 7)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.op = "delete"  # type: ignore[misc]
 
 
 def _install(app: Flask, db: SQLAlchemy) -> None:

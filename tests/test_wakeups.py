@@ -87,7 +87,10 @@ def test_the_quiet_period_is_a_duration_not_below_zero() -> None:
 def test_a_poll_while_events_flow_costs_one_round_trip_per_lane(
     database_url: URL, dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Polls come every few milliseconds: no look for retries or lanes each time, no second fetch."""
+    """Polls come every few milliseconds: no look for retries or lanes each time, no second fetch.
+
+    A poll that finds events reads until a page comes back short, then acknowledges it alone.
+    """
     monkeypatch.setattr(log_reader, "POLL_CHECKS_INTERVAL", 60.0)  # however slow this machine is
     app = runtime_app.create_app(database_url.render_as_string(hide_password=False))
     runtime_app.install(app)
@@ -97,7 +100,7 @@ def test_a_poll_while_events_flow_costs_one_round_trip_per_lane(
         worker.connect()
         reader = worker._log
         assert reader is not None
-        for name in ("fetch", "take_lane", "claim_retries"):
+        for name in ("fetch", "take_lane", "claim_retries", "ack", "ack_and_fetch"):
             method = getattr(reader.queue, name)
             monkeypatch.setattr(
                 reader.queue,
@@ -111,8 +114,11 @@ def test_a_poll_while_events_flow_costs_one_round_trip_per_lane(
             assert worker._drain(polling=True) == 0
             assert calls == ["fetch"]
             execute(dsn, INSERT)
+            calls.clear()
             wait_for(lambda: worker._drain(polling=True) == 1)  # what a poll finds, it handles
             assert len(handled(dsn)) == 1
+            # A short page: the lane caught up, so it is acknowledged alone; the next poll fetches.
+            assert calls[-2:] == ["fetch", "ack"] and "ack_and_fetch" not in calls
         finally:
             reader.close(worker._work)
             worker.close()
