@@ -118,7 +118,7 @@ def test_a_poll_while_events_flow_costs_one_round_trip_per_lane(
             wait_for(lambda: worker._drain(polling=True) == 1)  # what a poll finds, it handles
             assert len(handled(dsn)) == 1
             # A short page: the lane caught up, so it is acknowledged alone; the next poll fetches.
-            assert calls[-2:] == ["fetch", "ack"] and "ack_and_fetch" not in calls
+            assert calls.count("ack") == 1 and "ack_and_fetch" not in calls, calls
         finally:
             reader.close(worker._work)
             worker.close()
