@@ -14,7 +14,12 @@ is that part's cost:
 - ``no index``, ``BRIN index``: the same without the index, or with a BRIN one;
 - ``key as text``: the key stored as text instead of ``jsonb_build_object``;
 - ``unlogged``: the event table UNLOGGED (what WAL costs);
-- ``id cached``: the id sequence with ``CACHE 32``.
+- ``id cached``: the id sequence with ``CACHE 32``;
+- ``one row per statement``: one event row holding every key of the statement
+  (a ``jsonb`` array of ``{"id": ...}`` objects), which a reader would split;
+- ``one row per statement, key values``: the same holding an array of the key
+  values (``to_jsonb(array_agg(id))``), stored uncompressed (``STORAGE
+  EXTERNAL``: pglz on a large value costs more than it saves here).
 
 ``pgbench -n -c 1 -T S`` runs one ``INSERT ... SELECT ... generate_series(1,
 1000)`` per transaction, the variants taking turns run by run, each run from
@@ -84,6 +89,20 @@ VARIANTS = [
     ),
     Variant("unlogged", "CREATE INDEX ON {events} (id); ALTER TABLE {events} SET UNLOGGED"),
     Variant("id cached", "CREATE INDEX ON {events} (id); ALTER SEQUENCE {sequence} CACHE 32"),
+    Variant(
+        "one row per statement",
+        "CREATE INDEX ON {events} (id)",
+        "INSERT INTO {events} (gen, op, schema_name, table_name, pk, old, new, changed)"
+        " SELECT 0, 'insert', TG_TABLE_SCHEMA, TG_TABLE_NAME, jsonb_agg(jsonb_build_object('id', n.id)),"
+        " NULL, NULL, NULL FROM n",
+    ),
+    Variant(
+        "one row per statement, key values",
+        "CREATE INDEX ON {events} (id); ALTER TABLE {events} ALTER pk SET STORAGE EXTERNAL",
+        "INSERT INTO {events} (gen, op, schema_name, table_name, pk, old, new, changed)"
+        " SELECT 0, 'insert', TG_TABLE_SCHEMA, TG_TABLE_NAME, to_jsonb(array_agg(n.id)),"
+        " NULL, NULL, NULL FROM n",
+    ),
 ]
 
 
