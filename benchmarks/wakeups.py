@@ -1,9 +1,10 @@
 """Concurrent writers beside a worker: what an idle or a busy worker costs them, and the wake-ups they send.
 
 The shape users live in: single-row INSERTs into a uuid-keyed table by
-``pgbench -n -c C -j 2 -T S`` (``--clients``: 16, then 64), while one worker (``flask pgevents run`` of
-``log_drain``'s app, a callback appending a JSON line per event) runs beside
-them. Cases, taking turns run by run, each run from TRUNCATE + CHECKPOINT:
+``pgbench -n -c C -j 2 -T S`` (``--clients``: 16, then 64), while one worker
+(``flask pgevents run`` of ``log_drain``'s app, a callback appending a JSON
+line per event) runs beside them. Cases, taking turns run by run, each run
+from TRUNCATE + CHECKPOINT:
 
 - ``plain``: a table of the same shape without a trigger, the baseline;
 - ``no worker``: the capture trigger, nobody reading;
