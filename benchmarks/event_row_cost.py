@@ -33,9 +33,7 @@ round (higher is slower).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,8 +52,7 @@ from benchmarks.common import (
     publish,
     scratch,
 )
-from benchmarks.write_overhead import find_pgbench, parse_tps
-from pgevents_migrate.extension import libpq_dsn
+from benchmarks.write_overhead import run_pgbench
 
 ROWS = 1000
 
@@ -158,17 +155,7 @@ def pgbench(url: URL, conn: Connection, index: int, seconds: int, workdir: Path)
         "INSERT INTO {} (payload) SELECT md5(g::text) FROM generate_series(1, {}) g;\n"
     ).format(ids["table"], pgsql.Literal(ROWS))
     script.write_text(statement.as_string(conn), encoding="utf-8")
-    command = [find_pgbench() or "pgbench", "-n", "-c", "1", "-T", str(seconds), "-f", str(script)]
-    result = subprocess.run(
-        [*command, libpq_dsn(url.set(password=None))],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PGPASSWORD=url.password or ""),
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"pgbench failed:\n{result.stdout}\n{result.stderr}")
-    return parse_tps(result.stdout)
+    return run_pgbench(url, script, 1, seconds)
 
 
 def report(machine: Machine, tps: dict[str, list[float]], args: argparse.Namespace) -> str:

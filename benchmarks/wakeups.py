@@ -27,9 +27,7 @@ LISTENs on the wake-up channel) and the share of the pgbench backends'
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,9 +48,8 @@ from benchmarks.common import (
     publish,
     scratch,
 )
-from benchmarks.wait_events import PGBENCH_APPLICATION_NAME, Waits, WaitSampler, notify_cell
-from benchmarks.write_overhead import find_pgbench, parse_tps
-from pgevents_migrate.extension import libpq_dsn
+from benchmarks.wait_events import Waits, WaitSampler, notify_cell
+from benchmarks.write_overhead import run_pgbench
 
 Connection = psycopg2.extensions.connection
 
@@ -134,33 +131,12 @@ def pgbench(
         pgsql.Identifier(table)
     )
     script.write_text(insert.as_string(conn), encoding="utf-8")
-    command = [
-        find_pgbench() or "pgbench",
-        "-n",
-        "-c",
-        str(clients),
-        "-j",
-        str(min(clients, 2)),
-        "-T",
-        str(seconds),
-        "-f",
-        str(script),
-    ]
-    env = dict(os.environ, PGAPPNAME=PGBENCH_APPLICATION_NAME, PGPASSWORD=url.password or "")
     sampler = WaitSampler(connect(url))
     try:
-        result = subprocess.run(
-            [*command, libpq_dsn(url.set(password=None))],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
+        tps = run_pgbench(url, script, clients, seconds)
     finally:
         waits = sampler.stop()
-    if result.returncode != 0:
-        raise RuntimeError(f"pgbench failed:\n{result.stdout}\n{result.stderr}")
-    return parse_tps(result.stdout), waits
+    return tps, waits
 
 
 def run_case(url: URL, case: Case, clients: int, seconds: int, workdir: Path, listener: Connection) -> Run:

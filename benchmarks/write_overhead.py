@@ -507,23 +507,36 @@ def parse_tps(output: str) -> float:
     raise RuntimeError(f"no TPS line in pgbench output:\n{output}")
 
 
-def pgbench_command(bench: Bench, script: Path) -> list[str]:
-    """The pgbench command line (the password, if any, goes through PGPASSWORD instead)."""
-    assert bench.pgbench is not None
-    sizes = bench.sizes
-    return [
-        bench.pgbench,
+def run_pgbench(
+    url: URL, script: Path, clients: int, seconds: int, threads: int = 2, pgbench: str | None = None
+) -> float:
+    """TPS of ``pgbench -n`` running ``script`` from ``clients`` connections to ``url`` for ``seconds``.
+
+    Its backends' ``application_name`` is ``PGBENCH_APPLICATION_NAME`` (what a
+    ``WaitSampler`` looks for); the password, if any, goes through PGPASSWORD.
+    """
+    command = [
+        pgbench or find_pgbench() or "pgbench",
         "-n",
         "-c",
-        str(sizes.pgbench_clients),
+        str(clients),
         "-j",
-        str(sizes.pgbench_threads),
+        str(min(threads, clients)),
         "-T",
-        str(sizes.pgbench_seconds),
+        str(seconds),
         "-f",
         str(script),
-        libpq_dsn(bench.url.set(password=None)),
+        libpq_dsn(url.set(password=None)),
     ]
+    env = dict(os.environ, PGAPPNAME=PGBENCH_APPLICATION_NAME)
+    if url.password:
+        env["PGPASSWORD"] = url.password
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=seconds + 120, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"pgbench failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return parse_tps(result.stdout)
 
 
 def pgbench_run(bench: Bench, variant: Variant) -> tuple[float, Waits]:
@@ -531,24 +544,20 @@ def pgbench_run(bench: Bench, variant: Variant) -> tuple[float, Waits]:
     script = bench.workdir / f"{variant.table}.sql"
     insert = pgsql.SQL("INSERT INTO {} (email, name, n) VALUES ('user@example.com', 'User', :client_id);")
     script.write_text(bench.render(insert.format(pgsql.Identifier(variant.table))) + "\n", encoding="utf-8")
-    env = dict(os.environ, PGAPPNAME=PGBENCH_APPLICATION_NAME)  # what the sampler looks for
-    if bench.url.password:
-        env["PGPASSWORD"] = bench.url.password
+    sizes = bench.sizes
     sampler = WaitSampler(connect(bench.url))
     try:
-        result = subprocess.run(
-            pgbench_command(bench, script),
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=bench.sizes.pgbench_seconds + 120,
-            check=False,
+        tps = run_pgbench(
+            bench.url,
+            script,
+            sizes.pgbench_clients,
+            sizes.pgbench_seconds,
+            sizes.pgbench_threads,
+            bench.pgbench,
         )
     finally:
         waits = sampler.stop()
-    if result.returncode != 0:
-        raise RuntimeError(f"pgbench failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return parse_tps(result.stdout), waits
+    return tps, waits
 
 
 def sample_concurrent(bench: Bench, variants: Sequence[Variant]) -> dict[str, float]:
