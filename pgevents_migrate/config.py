@@ -23,7 +23,7 @@ class WorkerConfig:
     PGEVENTS_BATCH_SIZE           500        most events held claimed at once (half per round trip)
     PGEVENTS_POLL_INTERVAL        5.0        seconds between polls when no wake-up arrives;
                                              also bounds how long a dead connection goes unseen
-    PGEVENTS_QUIET_PERIOD         0.2        seconds a worker keeps polling (every 5 ms at most)
+    PGEVENTS_QUIET_PERIOD         0.2        seconds a worker keeps polling (every 5 ms)
                                              after it last found queued events, before it asks
                                              writers to wake it with a NOTIFY; 0: at once
     PGEVENTS_LEASE                60.0       seconds a claim lasts; renewed while a callback runs
