@@ -155,6 +155,15 @@ class Machine:
         version = str(fetch_value(conn, "SHOW server_version"))
         return cls(command_line(argv, prog), cpu_count(), version, server)
 
+    @classmethod
+    def of(cls, url: URL, server: str, argv: Sequence[str] | None, prog: str) -> Machine:
+        """``read`` over a connection of its own to ``url``; ``argv`` None means this process's."""
+        conn = connect(url)
+        try:
+            return cls.read(conn, server, sys.argv[1:] if argv is None else argv, prog)
+        finally:
+            conn.close()
+
     def lines(self, load: tuple[float, float] | None = None) -> list[str]:
         """The report's first lines; with the load average before and after, when given."""
         machine = f"- machine: nproc {self.nproc}; PostgreSQL {self.server_version}; server: {self.server}"

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,10 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--rounds and --seconds must be at least 1")
     tps: dict[str, list[float]] = {variant.key: [] for variant in VARIANTS}
     with scratch() as (_admin, url, server, workdir):
+        machine = Machine.of(url, server, argv, "python -m benchmarks.event_row_cost")
         conn = connect(url)
-        machine = Machine.read(
-            conn, server, sys.argv[1:] if argv is None else argv, "python -m benchmarks.event_row_cost"
-        )
         for index, variant in enumerate(VARIANTS):
             create(conn, index, variant)
         for round_ in range(args.rounds):

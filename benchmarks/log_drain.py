@@ -346,11 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rates: dict[int, list[float]] = {version: [] for version in VERSIONS}
     dead: dict[int, list[float]] = {version: [] for version in VERSIONS}
     with scratch() as (_admin, url, server, workdir):
-        conn = connect(url)
-        machine = Machine.read(
-            conn, server, sys.argv[1:] if argv is None else argv, "python -m benchmarks.log_drain"
-        )
-        conn.close()
+        machine = Machine.of(url, server, argv, "python -m benchmarks.log_drain")
         for run in range(1, args.rounds + 1):
             for version in VERSIONS:
                 rate, dead_after = drain(url, version, args.events, args.hold_xmin, workdir, run)

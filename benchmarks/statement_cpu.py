@@ -154,11 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_output_option(parser, "statement_cpu.md")
     args = parser.parse_args(argv)
     with scratch() as (_admin, url, server, _workdir):
-        conn = connect(url)
-        machine = Machine.read(
-            conn, server, sys.argv[1:] if argv is None else argv, "python -m benchmarks.statement_cpu"
-        )
-        conn.close()
+        machine = Machine.of(url, server, argv, "python -m benchmarks.statement_cpu")
         install(url)
         per_statement = measure(url, args.rounds, args.statements, args.rows)
     publish(report(machine, per_statement, args.rows, args.statements), Path(args.output))

@@ -213,11 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rounds < 1 or args.seconds < 1 or min(args.clients) < 1:
         parser.error("--rounds, --seconds and --clients must be at least 1")
     with scratch() as (_admin, url, server, workdir):
-        conn = connect(url)
-        machine = Machine.read(
-            conn, server, sys.argv[1:] if argv is None else argv, "python -m benchmarks.wakeups"
-        )
-        conn.close()
+        machine = Machine.of(url, server, argv, "python -m benchmarks.wakeups")
         prepare(url)
         listener = connect(url)
         execute(listener, pgsql.SQL("LISTEN {}").format(pgsql.Identifier(wakeup_channel("pgevents"))))
