@@ -19,7 +19,10 @@ is that part's cost:
   (a ``jsonb`` array of ``{"id": ...}`` objects), which a reader would split;
 - ``one row per statement, key values``: the same holding an array of the key
   values (``to_jsonb(array_agg(id))``), stored uncompressed (``STORAGE
-  EXTERNAL``: pglz on a large value costs more than it saves here).
+  EXTERNAL``: pglz on a large value costs more than it saves here);
+- ``rows of up to 1024 key values``: the same, split into rows of at most 1024
+  keys, each row's id ``nextval * 1024`` (key ``i`` of a row reads as event id
+  ``id + i``; docs/design/bulk-capture.md, section 3).
 
 ``pgbench -n -c 1 -T S`` runs one ``INSERT ... SELECT ... generate_series(1,
 1000)`` per transaction, the variants taking turns run by run, each run from
@@ -99,6 +102,14 @@ VARIANTS = [
         " SELECT 0, 'insert', TG_TABLE_SCHEMA, TG_TABLE_NAME, to_jsonb(array_agg(n.id)),"
         " NULL, NULL, NULL FROM n",
     ),
+    Variant(
+        "rows of up to 1024 key values",
+        "CREATE INDEX ON {events} (id); ALTER TABLE {events} ALTER pk SET STORAGE EXTERNAL",
+        "INSERT INTO {events} (id, gen, op, schema_name, table_name, pk, old, new, changed)"
+        " SELECT nextval({sequence_name}) * 1024, 0, 'insert', TG_TABLE_SCHEMA, TG_TABLE_NAME,"
+        " to_jsonb(array_agg(k.id)), NULL, NULL, NULL"
+        " FROM (SELECT n.id, (row_number() OVER () - 1) / 1024 AS chunk FROM n) AS k GROUP BY k.chunk",
+    ),
 ]
 
 
@@ -133,13 +144,13 @@ def create(conn: Connection, index: int, variant: Variant) -> None:
         "CREATE TRIGGER capture AFTER INSERT ON {table} REFERENCING NEW TABLE AS n"
         " FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
     ]
-    body = pgsql.SQL("BEGIN " + variant.capture + "; RETURN NULL; END").format(**ids).as_string(conn)
+    sequence_name = pgsql.Literal(ids["sequence"].as_string(conn))
+    body = pgsql.SQL("BEGIN " + variant.capture + "; RETURN NULL; END")
+    body_text = body.format(**ids, sequence_name=sequence_name).as_string(conn)
     for statement in ddl:
         execute(
             conn,
-            pgsql.SQL(statement).format(
-                **ids, sequence_name=pgsql.Literal(ids["sequence"].as_string(conn)), body=pgsql.Literal(body)
-            ),
+            pgsql.SQL(statement).format(**ids, sequence_name=sequence_name, body=pgsql.Literal(body_text)),
         )
 
 

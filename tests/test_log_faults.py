@@ -50,10 +50,11 @@ def assert_each_row_delivered(ids: list[int], dsn: str, at_most_twice: int) -> N
     assert all(len(d) == 2 and d[0] == d[1] for d in twice.values()), twice
 
 
+@pytest.mark.parametrize("per_statement", [200, 4000], ids=["statements of 200", "one statement"])
 def test_sigkill_of_the_reader_mid_backlog_then_a_standby_delivers_the_rest(
-    url: URL, dsn: str, workers: WorkerPool
+    url: URL, dsn: str, workers: WorkerPool, per_statement: int
 ) -> None:
-    ids = insert_users(dsn, 4000, per_transaction=200)
+    ids = insert_users(dsn, 4000, per_transaction=per_statement)
     env = {"PGEVENTS_LEASE": LEASE, "PGEVENTS_BATCH_SIZE": 100}
     first = workers.start(url, **env)
     second = workers.start(url, **env)  # stands by: the lease is the first's
