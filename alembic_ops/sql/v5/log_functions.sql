@@ -75,55 +75,7 @@ SELECT CASE WHEN lanes <= 1 THEN 0
             ELSE (hashtext(schema_name || '.' || table_name || ' ' || pk::text) & 2147483647) % lanes END;
 $pgevents$;
 
--- Up to page_size events of the window (c.done_snapshot, window] after
--- c.last_id, in id order: those of transactions that took their xid after the
--- done snapshot (ids above done_id), merged with those of transactions open in
--- it that the window sees finished (ids above their floors); those of c's lane.
-CREATE @or_replace@FUNCTION @schema@.window_events(c @schema@.group_cursor, window_snapshot pg_snapshot, page_size integer)
-RETURNS SETOF @schema@.event
-LANGUAGE plpgsql
-STABLE
-AS $pgevents$
-DECLARE
-    late xid8[];
-    late_floor bigint;
-BEGIN
-    SELECT array_agg(u.x), min(u.f)
-      INTO late, late_floor
-      FROM unnest(c.open_xids, c.open_floors) AS u(x, f)
-     WHERE pg_visible_in_snapshot(u.x, window_snapshot);
-    IF late IS NULL THEN
-        RETURN QUERY
-        SELECT e.* FROM @schema@.event e
-         WHERE e.id > greatest(c.last_id, c.done_id)
-           AND pg_visible_in_snapshot(e.txid, window_snapshot)
-           AND NOT pg_visible_in_snapshot(e.txid, c.done_snapshot)
-           AND (c.lanes = 1 OR @schema@.lane_of(e.schema_name, e.table_name, e.pk, c.lanes) = c.lane)
-         ORDER BY e.id
-         LIMIT page_size;
-        RETURN;
-    END IF;
-    RETURN QUERY
-    SELECT page.* FROM (
-        (SELECT e.* FROM @schema@.event e
-          WHERE e.id > greatest(c.last_id, c.done_id)
-            AND pg_visible_in_snapshot(e.txid, window_snapshot)
-            AND NOT pg_visible_in_snapshot(e.txid, c.done_snapshot)
-            AND (c.lanes = 1 OR @schema@.lane_of(e.schema_name, e.table_name, e.pk, c.lanes) = c.lane)
-          ORDER BY e.id
-          LIMIT page_size)
-        UNION ALL
-        (SELECT e.* FROM @schema@.event e
-          WHERE e.id > greatest(c.last_id, late_floor) AND e.id <= c.done_id
-            AND e.txid = ANY(late)
-            AND (c.lanes = 1 OR @schema@.lane_of(e.schema_name, e.table_name, e.pk, c.lanes) = c.lane)
-          ORDER BY e.id
-          LIMIT page_size)
-    ) AS page
-    ORDER BY page.id
-    LIMIT page_size;
-END
-$pgevents$;
+-- #include window_events
 
 -- Closes a lane's window at closing_snapshot: what it holds is handled.
 -- closing_id was read before an xid that closing_snapshot sees finished;
@@ -226,7 +178,7 @@ AS $pgevents$
 DECLARE
     -- Read before this transaction takes an xid (if it does): a floor of
     -- later transactions' ids.
-    floor_id bigint := coalesce(pg_sequence_last_value(@event_id@), 0);
+-- #include read_floor
     fresh boolean := pg_current_xact_id_if_assigned() IS NULL;
     c @schema@.group_cursor;
     snapshot_now pg_snapshot;
@@ -279,7 +231,7 @@ RETURNS boolean
 LANGUAGE plpgsql
 AS $pgevents$
 DECLARE
-    floor_id bigint := coalesce(pg_sequence_last_value(@event_id@), 0);
+-- #include read_floor
     fresh boolean := pg_current_xact_id_if_assigned() IS NULL;
     c @schema@.group_cursor;
 BEGIN
@@ -300,45 +252,9 @@ BEGIN
 END
 $pgevents$;
 
--- Copies an event of the open window to retry (available after
--- delay_seconds), so that the cursor can pass it: a failed one (attempts 1),
--- or one that waits unattempted (attempts 0) behind an ordered retry of its
--- row; already there (a page read again after a crash) is fine. False if the
--- lease was lost.
-CREATE @or_replace@FUNCTION @schema@.retry_later(
-    target_group text, target_lane integer, lease_epoch bigint, failed_id bigint, delay_seconds float8,
-    error text, done text[], attempts integer DEFAULT 1, ordered boolean DEFAULT false)
-RETURNS boolean
-LANGUAGE sql
-AS $pgevents$
-WITH lease AS (
-    SELECT EXISTS (SELECT FROM @schema@.group_cursor g
-                    WHERE g.group_name = target_group AND g.lane = target_lane AND g.epoch = lease_epoch) AS held
-), copied AS (
-    INSERT INTO @schema@.retry AS r
-           (group_name, id, op, schema_name, table_name, pk, old, new, changed, txid, created_at,
-            attempts, available_at, done, last_error, ordered)
-    SELECT target_group, e.id, e.op, e.schema_name, e.table_name, e.pk, e.old, e.new, e.changed, e.txid,
-           e.created_at, retry_later.attempts, clock_timestamp() + make_interval(secs => delay_seconds),
-           retry_later.done, retry_later.error, retry_later.ordered
-      FROM @schema@.event e, lease
-     WHERE e.id = failed_id AND lease.held
-    ON CONFLICT (group_name, id) DO NOTHING)
-SELECT held FROM lease;
-$pgevents$;
+-- #include retry_later
 
--- Events not yet handled by the group: in the log, and waiting in retry.
-CREATE @or_replace@FUNCTION @schema@.pending(target_group text)
-RETURNS bigint
-LANGUAGE sql
-STABLE
-AS $pgevents$
-SELECT (SELECT count(*) FROM @schema@.event e, @schema@.group_cursor c
-         WHERE c.group_name = target_group
-           AND c.lane = @schema@.lane_of(e.schema_name, e.table_name, e.pk, c.lanes)
-           AND NOT @schema@.handled(c, e.txid, e.id))
-     + (SELECT count(*) FROM @schema@.retry r WHERE r.group_name = target_group);
-$pgevents$;
+-- #include pending
 
 -- Maintenance, by one worker at a time, alone in its transaction: records the
 -- partition writers left, truncates the partitions every group has passed
