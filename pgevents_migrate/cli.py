@@ -85,7 +85,7 @@ def _queue_of(conn: Connection, schema: str, version: int, group: str | None) ->
                 f"consumer groups need pgevents artifact {LOG_VERSION}; this database has {version}"
             )
         return EventQueue(schema)
-    queue = LogQueue(schema, group or WorkerConfig.from_mapping(current_app.config).group)
+    queue = LogQueue(schema, group or WorkerConfig.from_mapping(current_app.config).group, version)
     if not queue.group_exists(conn):
         raise queue.missing_group()
     return queue
@@ -200,8 +200,8 @@ def _database_report(
         version = installed.artifacts.get(ext.schema)
         counts: list[tuple[str | None, QueueCounts | GroupCounts]] = []
         if version is not None and version >= LOG_VERSION:
-            groups = LogQueue(ext.schema, DEFAULT_GROUP).groups(conn)
-            counts = [(group, LogQueue(ext.schema, group).counts(conn)) for group in groups]
+            groups = LogQueue(ext.schema, DEFAULT_GROUP, version).groups(conn)
+            counts = [(group, LogQueue(ext.schema, group, version).counts(conn)) for group in groups]
         elif version is not None:
             counts = [(None, EventQueue(ext.schema).counts(conn))]
     return bind_key, DatabaseStatus(installed.artifacts, tables), counts

@@ -19,7 +19,7 @@ import psycopg2
 from psycopg2 import sql
 
 from alembic_ops.core.errors import PGEventsError
-from alembic_ops.core.names import wakeup_channel
+from alembic_ops.core.names import STATEMENT_ROWS_VERSION, wakeup_channel
 
 from .queue import (
     Claim,
@@ -60,13 +60,27 @@ class LeaseLost(Exception):
     """Another worker of the group took over reading the log."""
 
 
-class LogQueue:
-    """The log's operations for the group ``group`` in the event schema ``schema``."""
+def log_events(schema: str, version: int) -> dict[str, sql.Composable]:
+    """``{events}`` and ``{row}`` of ``sql/log_queries.sql`` for artifact ``version``'s log."""
+    table = sql.Identifier(schema, "event")
+    if version < STATEMENT_ROWS_VERSION:
+        return {"events": sql.SQL("{} AS e").format(table), "row": sql.SQL("e")}
+    expand = sql.Identifier(schema, "expand")
+    return {
+        "events": sql.SQL("{} AS r CROSS JOIN LATERAL {}(r) AS e").format(table, expand),
+        "row": sql.SQL("r"),
+    }
 
-    def __init__(self, schema: str, group: str) -> None:
+
+class LogQueue:
+    """The log's operations for the group ``group`` in the event schema ``schema`` of artifact ``version``."""
+
+    def __init__(self, schema: str, group: str, version: int) -> None:
         self.schema = schema
         self.group = group
-        self._sql = {name: query(name, _FILE, s=schema) for name in load_queries(_FILE)}
+        self.version = version
+        events = log_events(schema, version)
+        self._sql = {name: query(name, _FILE, s=schema, **events) for name in load_queries(_FILE)}
         self._sql["ack_then_fetch"] = sql.Composed(
             [sql.SQL("BEGIN;"), self._sql["ack"], sql.SQL(";COMMIT;"), self._sql["fetch"]]
         )

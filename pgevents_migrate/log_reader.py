@@ -44,11 +44,11 @@ class LogReader:
     """Reads ``config.group``'s events for ``dispatcher``; ``connect()`` opens the heartbeat's connection."""
 
     def __init__(
-        self, dispatcher: Dispatcher, config: WorkerConfig, connect: Callable[[], Connection]
+        self, dispatcher: Dispatcher, config: WorkerConfig, connect: Callable[[], Connection], version: int
     ) -> None:
         self.dispatcher = dispatcher
         self.config = config
-        self.queue = LogQueue(config.schema, config.group)
+        self.queue = LogQueue(config.schema, config.group, version)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         #: The lanes this worker reads: lane -> the epoch of its lease.
         self.lanes: dict[int, int] = {}
@@ -69,11 +69,16 @@ class LogReader:
         """Whether this worker reads at least one lane of its group."""
         return bool(self.lanes)
 
-    def reset(self, conn: Connection) -> None:
-        """Forget the lanes held (after a reconnect) and give them up, to take them again at once."""
+    def reset(self, conn: Connection, version: int) -> None:
+        """Forget the lanes held (after a reconnect) and give them up, to take them again at once.
+
+        ``version`` is the artifact installed now: the log is read as that version lays it out.
+        """
         with self._held_lock:
             self.lanes.clear()
             self._lost.clear()
+        if version != self.queue.version:
+            self.queue = LogQueue(self.config.schema, self.config.group, version)
         self.queue.release_lanes(conn, self.owner)
 
     def drain(self, conn: Connection, stopping: threading.Event, polling: bool = False) -> int:

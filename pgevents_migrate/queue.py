@@ -57,13 +57,15 @@ def load_queries(filename: str) -> dict[str, str]:
 QUERIES = load_queries("queries.sql")
 
 
-def query(name: str, filename: str = "queries.sql", **identifiers: str) -> sql.Composed:
-    """The query ``name`` of ``sql/<filename>`` with its ``{placeholders}`` filled by these identifiers."""
+def query(name: str, filename: str = "queries.sql", **fills: str | sql.Composable) -> sql.Composed:
+    """The query ``name`` of ``sql/<filename>``, its ``{placeholders}`` filled (a str as an identifier)."""
     try:
         text = load_queries(filename)[name]
     except KeyError:
         raise KeyError(f"no query named {name!r} in pgevents_migrate/sql/{filename}") from None
-    return sql.SQL(text).format(**{key: sql.Identifier(value) for key, value in identifiers.items()})
+    return sql.SQL(text).format(
+        **{key: sql.Identifier(value) if isinstance(value, str) else value for key, value in fills.items()}
+    )
 
 
 def _int_array(values: Iterable[int]) -> str:

@@ -186,16 +186,19 @@ class Worker:
             assert row is not None
             session = by_name(cur, _Session)(row)
             installed = self.installed(cur, session.default_schema)
-        if installed.artifacts[self.config.schema] >= LOG_VERSION:
+        version = installed.artifacts[self.config.schema]
+        if version >= LOG_VERSION:
             if self._log is None:
-                self._log = LogReader(self.dispatcher, self.config, self._heartbeat_connection)
+                self._log = LogReader(self.dispatcher, self.config, self._heartbeat_connection, version)
+            # Lanes held before a reconnect are taken again by the next drain, on the log of the
+            # version installed now (a migration may have changed it meanwhile).
+            self._log.reset(work, version)
             if not self._log.queue.group_exists(work):
                 raise self._log.queue.missing_group()
-            self._log.reset(work)  # lanes held before a reconnect are taken again by the next drain
         elif self.dispatcher.has_ordered:
             raise PGEventsError(
                 f"listeners with ordered=True need pgevents artifact {LOG_VERSION} (the event log); "
-                f"schema {self.config.schema!r} holds version {installed.artifacts[self.config.schema]}"
+                f"schema {self.config.schema!r} holds version {version}"
             )
         else:
             self._log = None

@@ -14,6 +14,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import URL
 
+from alembic_ops.manifest import ALL_VERSIONS
 from pgevents_migrate import PGEvents
 
 Define = Callable[[SQLAlchemy, PGEvents], None]
@@ -69,8 +70,11 @@ def migrate_and_upgrade(app: Flask, migrations: Path, message: str) -> str:
     return written[-1]
 
 
-#: Installs this artifact version instead of the current one (``@pytest.mark.artifact(4)`` sets it).
+#: Installs this artifact version instead of the newest (``@pytest.mark.artifact(4)`` sets it).
 TEST_VERSION_VARIABLE = "PGEVENTS_TEST_ARTIFACT_VERSION"
+#: The newest artifact, the draft if there is one (the suite sets PGEVENTS_DRAFT_ARTIFACTS=1): what
+#: the runtime tests install unless told otherwise.
+NEWEST_VERSION = ALL_VERSIONS[-1]
 #: The last artifact whose queue is a job table (claims, leases per event, ``processed``).
 JOB_TABLE_VERSION = 4
 
@@ -80,9 +84,9 @@ def install_declared(connection: sa.Connection, metadata: sa.MetaData) -> None:
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
 
-    from alembic_ops import CURRENT_VERSION, CreatePGEventTriggerOp, declared_specs
+    from alembic_ops import CreatePGEventTriggerOp, declared_specs
 
-    version = int(os.environ.get(TEST_VERSION_VARIABLE, CURRENT_VERSION))
+    version = int(os.environ.get(TEST_VERSION_VARIABLE, NEWEST_VERSION))
     op = Operations(MigrationContext.configure(connection))
     op.install_pgevents(version=version)
     for spec in declared_specs(metadata).values():

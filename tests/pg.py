@@ -56,19 +56,47 @@ def writers_generation(dsn: str, schema: str = "pgevents") -> int:
     return int(rows[0][0])
 
 
+def events_of(cur: psycopg2.extensions.cursor, schema: str, relation: str = "event") -> psycopg2.sql.Composed:
+    """``relation``'s events as ``e``: its rows, or the events they stand for once the log has
+    statement rows (artifact 7 on: ``expand``)."""
+    cur.execute("SELECT to_regprocedure(format('%%1$I.expand(%%1$I.event)', %s)) IS NOT NULL", (schema,))
+    row = cur.fetchone()
+    table = psycopg2.sql.Identifier(schema, relation)
+    if row is None or not row[0]:
+        return psycopg2.sql.SQL("{} AS e").format(table)
+    expand = psycopg2.sql.Identifier(schema, "expand")
+    return psycopg2.sql.SQL("{} AS r CROSS JOIN LATERAL {}(r) AS e").format(table, expand)
+
+
 def events(dsn: str, schema: str = "pgevents") -> list[dict[str, Any]]:
-    """Every row of the event log, oldest first, as dicts."""
+    """Every event of the log (or job table), oldest first, as dicts."""
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(
             psycopg2.sql.SQL(
-                "SELECT id, op, schema_name, table_name, pk, old, new, changed, txid::text"
-                " FROM {}.event ORDER BY id"
-            ).format(psycopg2.sql.Identifier(schema))
+                "SELECT e.id, e.op, e.schema_name, e.table_name, e.pk, e.old, e.new, e.changed, e.txid::text"
+                " FROM {} ORDER BY e.id"
+            ).format(events_of(cur, schema))
         )
         names = [d.name for d in cur.description]
         rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     conn.close()
     return rows
+
+
+def count_events(dsn: str, relation: str = "event", schema: str = "pgevents") -> int:
+    """How many events the log's ``relation`` (``event`` or a partition) holds."""
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(psycopg2.sql.SQL("SELECT count(*) FROM {}").format(events_of(cur, schema, relation)))
+        row = cur.fetchone()
+    conn.close()
+    assert row is not None
+    return int(row[0])
+
+
+def insert_items(dsn: str, ids: Sequence[int]) -> None:
+    """INSERT each of ``ids`` into ``item`` by a statement of its own, all in one transaction: one row of
+    the log per event on every artifact (a statement row holds a whole statement's events)."""
+    execute(dsn, *(f"INSERT INTO item VALUES ({int(i)}, 0)" for i in ids))
 
 
 class Listener:

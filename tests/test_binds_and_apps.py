@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg2
+import psycopg2.sql
 import pytest
 import sqlalchemy as sa
 from click.testing import Result
@@ -16,7 +18,7 @@ from pgevents_migrate import Event, PGEvents
 from pgevents_migrate.status import newest_supported
 from tests.apps import install_declared, make_app
 from tests.conftest import temporary_database
-from tests.pg import execute, fetch, libpq_dsn, wait_for
+from tests.pg import events_of, execute, fetch, libpq_dsn, wait_for
 
 
 def one_line_error(result: Result) -> str:
@@ -60,13 +62,16 @@ def test_every_command_works_on_another_bind(database_url: URL, server_url: URL,
         assert "database default:" in everything.output and "pending 2, failed 0" in everything.output
 
         # A dead letter of the default group, as a worker leaves one.
-        execute(
-            other_dsn,
-            "INSERT INTO pgevents.dead_letter (group_name, id, op, schema_name, table_name, pk, txid,"
-            " created_at, attempts, done, error) SELECT 'default', id, op, schema_name, table_name, pk, txid,"
-            " created_at, 5, '{}', 'Traceback ...\nValueError: boom'"
-            " FROM pgevents.event WHERE pk->>'id' = '2'",
-        )
+        with psycopg2.connect(other_dsn) as conn, conn.cursor() as cur:
+            cur.execute(
+                psycopg2.sql.SQL(
+                    "INSERT INTO pgevents.dead_letter (group_name, id, op, schema_name, table_name, pk, txid,"
+                    " created_at, attempts, done, error) SELECT 'default', e.id, e.op, e.schema_name,"
+                    " e.table_name, e.pk, e.txid, e.created_at, 5, '{{}}', 'Traceback ...\nValueError: boom'"
+                    " FROM {} WHERE e.pk->>'id' = '2'"
+                ).format(events_of(cur, "pgevents"))
+            )
+        conn.close()
         failed = runner.invoke(args=["pgevents", "failed", "--bind", "other"])
         assert failed.exit_code == 0 and "insert public.item {'id': 2}" in failed.output, failed.output
         assert "ValueError: boom" in failed.output

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
-from alembic_ops import CURRENT_VERSION
 from benchmarks import event_row_cost
+from tests.apps import NEWEST_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 #: ``**12345 events/s**``, ``**3.2 ms**``, ``**0.41 s**``, ``**1**``: a number and its unit.
@@ -84,16 +84,16 @@ def test_the_log_drain_benchmark_compares_artifacts_4_and_5(server_url: URL, tmp
     report = output.read_text(encoding="utf-8")
     drain_table, latency_table = report.split("Commit-to-callback latency")
     rows = {row[0]: row for row in table_rows(drain_table)}
-    assert sorted(rows) == ["4", str(CURRENT_VERSION)]
+    assert sorted(rows) == ["4", str(NEWEST_VERSION)]
     latencies = {(row[0], row[1]): row for row in table_rows(latency_table)}
-    versions = ("4", str(CURRENT_VERSION))
+    versions = ("4", str(NEWEST_VERSION))
     assert sorted(latencies) == [(version, writers) for version in versions for writers in "13"]
     assert all(re.fullmatch(r"[\d.]+ ms", cell) for row in latencies.values() for cell in row[2:]), latencies
     for row in rows.values():
         assert re.fullmatch(r"[\d,]+ \([\d,]+-[\d,]+\)", row[1]), row
     # The job table leaves a dead tuple or two per event; the log only its bookkeeping.
     assert int(rows["4"][2].split()[0].replace(",", "")) >= 2000
-    assert int(rows[str(CURRENT_VERSION)][2].split()[0].replace(",", "")) < 200
+    assert int(rows[str(NEWEST_VERSION)][2].split()[0].replace(",", "")) < 200
 
 
 def test_the_statement_cpu_benchmark_measures_each_artifacts_trigger(server_url: URL, tmp_path: Path) -> None:
@@ -102,10 +102,10 @@ def test_the_statement_cpu_benchmark_measures_each_artifacts_trigger(server_url:
     run_benchmark(server_url, *command, "--output", str(output))
     report = output.read_text(encoding="utf-8")
     rows = {row[0]: row for row in table_rows(report)}
-    assert sorted(rows) == ["plain", *(f"queue_v{version}" for version in range(4, CURRENT_VERSION + 1))]
+    assert sorted(rows) == ["plain", *(f"queue_v{version}" for version in range(4, NEWEST_VERSION + 1))]
     assert all(re.fullmatch(r"[\d.]+ us", row[1]) for row in rows.values()), rows
     assert rows["plain"][2] == "0.0 us (0.0-0.0)"
-    for version in range(5, CURRENT_VERSION + 1):
+    for version in range(5, NEWEST_VERSION + 1):
         assert re.search(rf"Artifact {version} minus artifact 4, per statement: [+-][\d.]+ us", report)
 
 
@@ -118,11 +118,11 @@ def test_the_statement_instructions_benchmark_counts_each_artifacts_trigger(
     run_benchmark(server_url, *command, "--output", str(output))
     report = output.read_text(encoding="utf-8")
     rows = {row[0]: row for row in table_rows(report)}
-    assert sorted(rows) == ["plain", *(f"queue_v{version}" for version in range(4, CURRENT_VERSION + 1))]
+    assert sorted(rows) == ["plain", *(f"queue_v{version}" for version in range(4, NEWEST_VERSION + 1))]
     # Counts this small move with start-up noise: only their form is checked.
     assert all(re.fullmatch(r"-?[\d,]+", row[1]) for row in rows.values()), rows
     assert rows["plain"][2] == "0"
-    for version in range(5, CURRENT_VERSION + 1):
+    for version in range(5, NEWEST_VERSION + 1):
         assert re.search(rf"Artifact {version}'s trigger against artifact 4's: [\d.]+x", report)
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from alembic_ops import CURRENT_VERSION
-from tests.pg import RunOps, execute, fetch
+from tests.apps import NEWEST_VERSION
+from tests.pg import RunOps, count_events, execute, fetch
 
-LOG = CURRENT_VERSION
+LOG = NEWEST_VERSION
 
 
 def read_all(dsn: str, group: str = "default", page: int = 50) -> list[int]:
@@ -97,10 +97,10 @@ def test_rotation_truncates_only_what_every_group_passed(log_dsn: str) -> None:
     execute(log_dsn, "SELECT pgevents.rotate(1)")  # writers move to event_1
     execute(log_dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(21, 25) i")
     execute(log_dsn, "SELECT pgevents.rotate(1000)")  # records who wrote event_0; nobody read it yet
-    assert fetch(log_dsn, "SELECT count(*) FROM pgevents.event_0") == [(20,)]
+    assert count_events(log_dsn, "event_0") == 20
     assert len(read_all(log_dsn)) == 25
     execute(log_dsn, "SELECT pgevents.rotate(1000)")
-    assert fetch(log_dsn, "SELECT count(*) FROM pgevents.event_0") == [(0,)]
+    assert count_events(log_dsn, "event_0") == 0
     assert fetch(log_dsn, "SELECT gen, state FROM pgevents.rotation ORDER BY gen")[:2] == [
         (0, "empty"),
         (1, "current"),
@@ -118,16 +118,16 @@ def test_a_partition_a_reader_is_in_the_middle_of_is_not_truncated(log_dsn: str)
             assert len(page) == 5  # mid-batch: a window of 20 is open, 5 handled
             for _ in range(3):
                 execute(log_dsn, "SELECT pgevents.rotate(1000)")
-            assert fetch(log_dsn, "SELECT count(*) FROM pgevents.event_0") == [(20,)]
+            assert count_events(log_dsn, "event_0") == 20
             cur.execute("SELECT pgevents.ack('default', 0, %s, %s, false)", (epoch, page[-1]))
             execute(log_dsn, "SELECT pgevents.rotate(1000)")
-            assert fetch(log_dsn, "SELECT count(*) FROM pgevents.event_0") == [(20,)]
+            assert count_events(log_dsn, "event_0") == 20
             cur.execute("UPDATE pgevents.group_cursor SET owner = NULL WHERE owner = 'test'")
     finally:
         conn.close()
     assert len(read_all(log_dsn)) == 15  # a new reader goes on after the acknowledged five
     execute(log_dsn, "SELECT pgevents.rotate(1000)")
-    assert fetch(log_dsn, "SELECT count(*) FROM pgevents.event_0") == [(0,)]
+    assert count_events(log_dsn, "event_0") == 0
 
 
 def test_a_failed_event_copied_twice_and_a_reader_lagging_while_it_reads(log_dsn: str) -> None:
@@ -167,4 +167,4 @@ def test_upgrade_from_4_carries_pending_events(run_ops: RunOps, dsn: str) -> Non
     new = read_all(dsn)
     assert len(new) == 1 and new[0] > 5
     run_ops(lambda op: op.downgrade_pgevents(from_version=LOG, to_version=4))
-    assert fetch(dsn, "SELECT count(*) FROM pgevents.event") == [(5,)]
+    assert count_events(dsn) == 5

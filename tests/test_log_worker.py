@@ -21,14 +21,13 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.engine import URL
 
-from alembic_ops import CURRENT_VERSION
 from pgevents_migrate import Event, PGEvents
 from pgevents_migrate import log_reader as log_reader_module
 from pgevents_migrate.extension import libpq_dsn
-from tests.apps import TEST_VERSION_VARIABLE
-from tests.pg import RunOps, execute, fetch, wait_for, writers_generation
+from tests.apps import NEWEST_VERSION, TEST_VERSION_VARIABLE
+from tests.pg import RunOps, count_events, events, execute, fetch, insert_items, wait_for, writers_generation
 
-LOG = CURRENT_VERSION
+LOG = NEWEST_VERSION
 
 
 class Recorder:
@@ -104,7 +103,7 @@ def test_events_arrive_once_in_commit_order_of_each_row(
     assert drain(app, pgevents) == 0
     assert fetch(dsn, "SELECT pgevents.pending('default')") == [(0,)]
     # Nothing on the hot path deletes or updates a row of the log.
-    assert fetch(dsn, "SELECT count(*) FROM pgevents.event") == [(50,)]
+    assert count_events(dsn) == 50
 
 
 def test_a_transaction_that_commits_late_still_reaches_the_worker(
@@ -237,12 +236,12 @@ def test_the_reader_rotates_the_log_and_loses_nothing(
     monkeypatch.setattr(log_reader_module, "MAINTENANCE_INTERVAL", 0.0)
     app.config["PGEVENTS_PARTITION_EVENTS"] = 10  # read by the worker the first drain makes
     for start in range(1, 61, 10):
-        execute(dsn, f"INSERT INTO item SELECT i, 0 FROM generate_series({start}, {start + 9}) i")
+        insert_items(dsn, range(start, start + 10))  # ten rows of the log
         drain(app, pgevents)
         drain(app, pgevents)
     assert sorted(recorder.rows()) == list(range(1, 61))
     assert writers_generation(dsn) != 0  # writers moved on
-    assert fetch(dsn, "SELECT count(*) FROM pgevents.event")[0][0] < 60  # left partitions truncated
+    assert count_events(dsn) < 60  # left partitions truncated
 
 
 def test_a_partition_an_open_writer_wrote_is_kept_until_its_events_are_handled(
@@ -255,13 +254,13 @@ def test_a_partition_an_open_writer_wrote_is_kept_until_its_events_are_handled(
     try:
         with writer.cursor() as cur:
             cur.execute("INSERT INTO item VALUES (1000, 0)")  # into event_0, not committed
-        execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 20) i")
+        insert_items(dsn, range(1, 21))
         drain(app, pgevents)  # writers move to event_1
         for start in (21, 31, 41):
-            execute(dsn, f"INSERT INTO item SELECT i, 0 FROM generate_series({start}, {start + 9}) i")
+            insert_items(dsn, range(start, start + 10))
             drain(app, pgevents)
         assert fetch(dsn, "SELECT state FROM pgevents.rotation WHERE gen = 0") == [("left",)]
-        assert fetch(dsn, "SELECT count(*) FROM pgevents.event_0") == [(20,)]  # kept for the open writer
+        assert count_events(dsn, "event_0") == 20  # kept for the open writer
         writer.commit()
     finally:
         writer.close()
@@ -269,7 +268,7 @@ def test_a_partition_an_open_writer_wrote_is_kept_until_its_events_are_handled(
     def truncated() -> bool:
         execute(dsn, "INSERT INTO item VALUES (nextval(pg_get_serial_sequence('item', 'id')) + 2000, 0)")
         drain(app, pgevents)
-        return fetch(dsn, "SELECT count(*) FROM pgevents.event_0") == [(0,)]
+        return count_events(dsn, "event_0") == 0
 
     wait_for(truncated, timeout=20, interval=0.1)
     assert 1000 in recorder.rows()
@@ -319,17 +318,13 @@ def test_writer_and_worker_roles_need_only_the_documented_grants(
     app, pgevents, _ = make_app(database_url.set(username=worker), recorder, PGEVENTS_PARTITION_EVENTS=5)
     writer_dsn = libpq_dsn(database_url.set(username=writer))
     try:
-        execute(writer_dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 10) i")
+        insert_items(writer_dsn, range(1, 11))
         assert drain(app, pgevents) == 10  # and writers move on
         execute(writer_dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(11, 20) i")
         recorder.failing = set()
         wait_for(lambda: drain(app, pgevents) >= 0 and sorted(set(recorder.rows())) == list(range(1, 21)))
         # Rotation, with the worker's grants only, truncates the partition every group passed.
-        wait_for(
-            lambda: (
-                drain(app, pgevents) >= 0 and fetch(dsn, "SELECT count(*) FROM pgevents.event_0") == [(0,)]
-            )
-        )
+        wait_for(lambda: drain(app, pgevents) >= 0 and count_events(dsn, "event_0") == 0)
     finally:
         with app.app_context():
             pgevents.stop()
@@ -346,13 +341,13 @@ def test_replay_delivers_retained_events_again_with_their_ids(database_url: URL,
     execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 5) i")
     execute(dsn, "CREATE TABLE other_item (id int PRIMARY KEY)")
     assert drain(app, pgevents) == 5
-    ids = fetch(dsn, "SELECT id FROM pgevents.event ORDER BY id")
+    ids = [event["id"] for event in events(dsn)]
     runner = app.test_cli_runner()
     assert runner.invoke(args=["pgevents", "replay"]).exit_code == 2  # --since or --from-id
     unknown = runner.invoke(args=["pgevents", "replay", "--from-id", "1", "--listener", "nope"])
     assert unknown.exit_code == 2 and "no listener named 'nope'" in unknown.output
 
-    result = runner.invoke(args=["pgevents", "replay", "--from-id", str(ids[3][0])])
+    result = runner.invoke(args=["pgevents", "replay", "--from-id", str(ids[3])])
     assert result.exit_code == 0 and "queued 2 event(s)" in result.output, result.output
     wait_for(lambda: drain(app, pgevents) == 2)
     assert recorder.rows() == [1, 2, 3, 4, 5, 4, 5] and other.rows() == [1, 2, 3, 4, 5, 4, 5]
@@ -433,12 +428,7 @@ def test_ordered_rows_run_one_at_a_time_in_order_across_three_workers(database_u
             worker.stop()
         for thread in threads:
             thread.join(10)
-    ids = {
-        row: [
-            r[0] for r in fetch(dsn, f"SELECT id FROM pgevents.event WHERE pk->>'id' = '{row}' ORDER BY id")
-        ]
-        for row in range(1, 7)
-    }
+    ids = {row: [event["id"] for event in events(dsn) if event["pk"] == {"id": row}] for row in range(1, 7)}
     assert recorder.handled == ids  # every event once, each row's in order
     assert recorder.failures == 2 and recorder.overlaps == []
     # The other rows went on while row 1 waited for its retries.
@@ -472,14 +462,14 @@ def test_a_group_nobody_runs_is_reported_then_skipped_past_the_bound(
     execute(dsn, "SELECT pgevents.create_group('idle')")
     app.config.update(PGEVENTS_PARTITION_EVENTS=5, PGEVENTS_GROUP_MAX_LAG=3600)
     for start in (1, 11, 21):
-        execute(dsn, f"INSERT INTO item SELECT i, 0 FROM generate_series({start}, {start + 9}) i")
+        insert_items(dsn, range(start, start + 10))
         drain(app, pgevents)
     assert sorted(recorder.rows()) == list(range(1, 31))
     status = app.test_cli_runner().invoke(args=["pgevents", "status"])
     assert "group idle: pending 30" in status.output
     assert "WARNING: group idle: no worker reads it" in status.output
     # Within the bound, the partition the idle group has not read stays.
-    assert fetch(dsn, "SELECT count(*) FROM pgevents.event_0") == [(10,)]
+    assert count_events(dsn, "event_0") == 10
     assert fetch(dsn, "SELECT skipped_at FROM pgevents.consumer_group WHERE name = 'idle'") == [(None,)]
 
     app.config["PGEVENTS_GROUP_MAX_LAG"] = 0.001
@@ -488,7 +478,7 @@ def test_a_group_nobody_runs_is_reported_then_skipped_past_the_bound(
 
     def truncated() -> bool:
         worker.run_once()
-        return fetch(dsn, "SELECT count(*) FROM pgevents.event_0") == [(0,)]
+        return count_events(dsn, "event_0") == 0
 
     wait_for(truncated, timeout=10)
     worker.close()

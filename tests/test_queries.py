@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 from psycopg2 import sql
 
+from alembic_ops.core.names import LOG_VERSION
 from pgevents_migrate import queue as queue_module
 from pgevents_migrate.queue import QUERIES, ClaimRow, EventQueue, parse_queries, query
 from tests.apps import JOB_TABLE_VERSION
@@ -95,10 +96,10 @@ def test_the_log_queries_are_described_and_each_is_used(monkeypatch: pytest.Monk
     assert described == list(queue_module.load_queries("log_queries.sql"))
     asked: list[str] = []
 
-    def recording(name: str, filename: str = "queries.sql", **identifiers: str) -> sql.Composed:
+    def recording(name: str, filename: str = "queries.sql", **fills: str | sql.Composable) -> sql.Composed:
         asked.append(name)
-        return query(name, filename, **identifiers)
+        return query(name, filename, **fills)
 
     monkeypatch.setattr(log_queue, "query", recording)
-    log_queue.LogQueue("pgevents", "default")
+    log_queue.LogQueue("pgevents", "default", LOG_VERSION)
     assert sorted(asked) == sorted(described)

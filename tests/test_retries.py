@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL
 
 from alembic_ops import CURRENT_VERSION
 from pgevents_migrate import Event, PGEvents
-from tests.apps import JOB_TABLE_VERSION
+from tests.apps import JOB_TABLE_VERSION, NEWEST_VERSION
 from tests.pg import RunOps, execute, fetch, wait_for
 from tests.test_runtime import _install
 
@@ -163,14 +163,15 @@ def test_status_reports_drift_and_queue(
     runner = app.test_cli_runner()
     result = runner.invoke(args=["pgevents", "status"])
     assert result.exit_code == 0, result.output
-    assert f"artifact pgevents: version {CURRENT_VERSION} (current)" in result.output
+    label = "current" if NEWEST_VERSION == CURRENT_VERSION else "draft"
+    assert f"artifact pgevents: version {NEWEST_VERSION} ({label})" in result.output
     assert "ok         item: declared insert queue; installed insert queue" in result.output
     assert "pending 1, failed 0" in result.output
     execute(dsn, "ALTER TABLE item DISABLE TRIGGER pgevents_insert")
     result = runner.invoke(args=["pgevents", "status"])
     assert result.exit_code == 1 and "drift      item" in result.output
     execute(dsn, "ALTER TABLE item ENABLE TRIGGER pgevents_insert")
-    run_ops(lambda op: op.downgrade_pgevents(from_version=CURRENT_VERSION, to_version=1))
+    run_ops(lambda op: op.downgrade_pgevents(from_version=NEWEST_VERSION, to_version=1))
     result = runner.invoke(args=["pgevents", "status"])
     assert result.exit_code == 1, result.output
     assert f"artifact pgevents: version 1 (this library ships version {CURRENT_VERSION})" in result.output

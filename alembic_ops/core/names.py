@@ -70,6 +70,8 @@ def broadcast_channel(event_schema: str) -> str:
 
 #: The first artifact version whose event log is read through cursors (a log, not a job table).
 LOG_VERSION = 5
+#: The first artifact version whose log rows may stand for many events (statement rows, ids * 1024).
+STATEMENT_ROWS_VERSION = 7
 #: The event log's partitions (artifact 5 on), reused in turn: ``event_0`` ... ``event_3``.
 LOG_PARTITIONS = 4
 #: The consumer group the install and the upgrade to artifact 5 register.

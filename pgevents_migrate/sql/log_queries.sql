@@ -6,6 +6,11 @@
 -- dead_letter), which only failed events reach.
 --
 -- A retry claim is (id, attempts), as a claim of the job table is.
+--
+-- {events} is the log's events, each as e: its rows, or, from artifact 7 on,
+-- the events its rows stand for (a statement row stands for up to 1024, with
+-- ids from its own up), each row as {row}. An event's row is the one at or
+-- below its id by less than 1024.
 
 -- take_lane --
 -- Take one more lane of the group for %(owner)s while it holds fewer than its share: (lane, epoch), or no row
@@ -69,8 +74,8 @@ INSERT INTO {s}.dead_letter
         attempts, done, error)
 SELECT %(group)s, e.id, e.op, e.schema_name, e.table_name, e.pk, e.old, e.new, e.changed, e.txid,
        e.created_at, 1, %(done)s, %(error)s
-  FROM {s}.event e
- WHERE e.id = %(id)s
+  FROM {events}
+ WHERE {row}.id > %(id)s - 1024 AND {row}.id <= %(id)s AND e.id = %(id)s
 ON CONFLICT (group_name, id) DO NOTHING;
 
 -- claim_retries --
@@ -162,7 +167,7 @@ DELETE FROM {s}.dead_letter
 SELECT {s}.pending(%(group)s) AS pending,
        (SELECT count(*) FROM {s}.dead_letter d WHERE d.group_name = %(group)s) AS failed,
        least((SELECT min(e.created_at)
-                FROM {s}.event e, {s}.group_cursor c
+                FROM {events}, {s}.group_cursor c
                WHERE c.group_name = %(group)s
                  AND c.lane = {s}.lane_of(e.schema_name, e.table_name, e.pk, c.lanes)
                  AND NOT {s}.handled(c, e.txid, e.id)),
@@ -207,7 +212,7 @@ INSERT INTO {s}.retry AS r
         attempts, available_at, done)
 SELECT c.group_name, e.id, e.op, e.schema_name, e.table_name, e.pk, e.old, e.new, e.changed, e.txid,
        e.created_at, 0, clock_timestamp(), %(done)s
-  FROM {s}.event e, {s}.group_cursor c
+  FROM {events}, {s}.group_cursor c
  WHERE c.group_name = %(group)s
    AND c.lane = {s}.lane_of(e.schema_name, e.table_name, e.pk, c.lanes)
    AND {s}.handled(c, e.txid, e.id)
