@@ -1,4 +1,4 @@
-"""Faults on the log (artifact 5, draft), with ``flask pgevents run`` in subprocesses.
+"""Faults on the log (the newest artifact), with ``flask pgevents run`` in subprocesses.
 
 kill -9 of the group's reader in the middle of a backlog and in the middle of
 its maintenance: a standby takes the lease over once it expires, and every
@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy.engine import URL
 
 from tests import runtime_app
-from tests.apps import TEST_VERSION_VARIABLE
-from tests.pg import wait_for
+from tests.apps import NEWEST_VERSION, TEST_VERSION_VARIABLE
+from tests.pg import count_events, wait_for
 from tests.workers import (
     WORKER_APP,
     WorkerPool,
@@ -33,7 +33,7 @@ LEASE = 2
 
 @pytest.fixture
 def url(database_url: URL, monkeypatch: pytest.MonkeyPatch) -> URL:
-    monkeypatch.setenv(TEST_VERSION_VARIABLE, "5")
+    monkeypatch.setenv(TEST_VERSION_VARIABLE, str(NEWEST_VERSION))
     runtime_app.install(runtime_app.create_app(database_url.render_as_string(hide_password=False)))
     return database_url
 
@@ -70,7 +70,7 @@ def test_sigkill_of_the_reader_mid_backlog_then_a_standby_delivers_the_rest(
 def test_sigkill_during_maintenance_rolls_the_rotation_back(url: URL, dsn: str, workers: WorkerPool) -> None:
     env = {"PGEVENTS_LEASE": LEASE, "PGEVENTS_BATCH_SIZE": 100}
     config = {"PGEVENTS_PARTITION_EVENTS": 100}
-    ids = insert_users(dsn, 300, per_transaction=100)
+    ids = insert_users(dsn, 300, per_transaction=1)  # 300 rows of the log, whatever the artifact
     with probe(dsn) as holder:
         # A long reader of the first partition: truncating it has to wait.
         holder.autocommit = False
@@ -85,13 +85,13 @@ def test_sigkill_during_maintenance_rolls_the_rotation_back(url: URL, dsn: str, 
         first.kill()
         wait_for(lambda: query(dsn, waiting, (WORKER_APP,)) == [], timeout=30)
         # The truncation rolled back: the partition and its state are as they were.
-        assert scalar(dsn, "SELECT count(*) FROM pgevents.event_0") == 300
+        assert count_events(dsn, "event_0") == 300
         assert scalar(dsn, "SELECT state FROM pgevents.rotation WHERE gen = 0") == "left"
         holder.rollback()
     more = insert_users(dsn, 50, per_transaction=50)
     second = workers.start(url, config=config, **env)
     wait_for(lambda: alive(second) and distinct_handled(dsn) >= 350 and pending(dsn) == 0, timeout=60)
-    wait_for(lambda: scalar(dsn, "SELECT count(*) FROM pgevents.event_0") == 0, timeout=60)
+    wait_for(lambda: count_events(dsn, "event_0") == 0, timeout=60)
     assert second.terminate_and_wait() == 0
     assert_each_row_delivered(ids + more, dsn, at_most_twice=100)
     assert query(dsn, "SELECT count(*) FROM pgevents.rotation WHERE state = 'current'") == [(1,)]
