@@ -19,8 +19,7 @@ WITH lease AS (
     SELECT target_group, e.id, e.op, e.schema_name, e.table_name, e.pk, e.old, e.new, e.changed, e.txid,
            e.created_at, retry_later.attempts, clock_timestamp() + make_interval(secs => delay_seconds),
            retry_later.done, retry_later.error, retry_later.ordered
-      FROM @schema@.event e, lease
-     WHERE e.id = failed_id AND lease.held
+-- #include failed_event
     ON CONFLICT (group_name, id) DO NOTHING)
 SELECT held FROM lease;
 $pgevents$;

@@ -33,8 +33,9 @@ $pgevents$;
 -- it that the window sees finished (ids above their floors); those of c's lane.
 -- Each branch takes, in id order, the rows holding such events (a statement
 -- row's first keys may be behind the cursor: its id is above after - 1024)
--- until they hold page_size of them, and expands only those; so a page
--- shorter than page_size still means the window is done.
+-- until they hold page_size of them; only statement rows are expanded (a row
+-- of one event is its event). So a page shorter than page_size still means
+-- the window is done.
 CREATE @or_replace@FUNCTION @schema@.window_events(c @schema@.group_cursor, window_snapshot pg_snapshot, page_size integer)
 RETURNS SETOF @schema@.event
 LANGUAGE plpgsql
@@ -50,52 +51,33 @@ BEGIN
       INTO late, late_floor
       FROM unnest(c.open_xids, c.open_floors) AS u(x, f)
      WHERE pg_visible_in_snapshot(u.x, window_snapshot);
-    IF late IS NULL THEN
-        RETURN QUERY
-        SELECT x.* FROM (
-            SELECT q.r, sum(q.n) OVER (ORDER BY q.id) - q.n AS before FROM (
-                SELECT e AS r, e.id, @schema@.events_after(e, after, c) AS n FROM @schema@.event e
-                 WHERE e.id > after - 1024
-                   AND pg_visible_in_snapshot(e.txid, window_snapshot)
-                   AND NOT pg_visible_in_snapshot(e.txid, c.done_snapshot)
-                   AND @schema@.events_after(e, after, c) > 0
-                 ORDER BY e.id
-                 LIMIT page_size) AS q) AS p
-        CROSS JOIN LATERAL @schema@.expand(p.r) AS x
-         WHERE p.before < page_size AND x.id > after
-           AND (c.lanes = 1 OR @schema@.lane_of(x.schema_name, x.table_name, x.pk, c.lanes) = c.lane)
-         ORDER BY x.id
-         LIMIT page_size;
-        RETURN;
-    END IF;
     late_after := greatest(c.last_id, late_floor);
     RETURN QUERY
-    SELECT page.* FROM (
-        (SELECT x.* FROM (
-             SELECT q.r, sum(q.n) OVER (ORDER BY q.id) - q.n AS before FROM (
-                 SELECT e AS r, e.id, @schema@.events_after(e, after, c) AS n FROM @schema@.event e
-                  WHERE e.id > after - 1024
-                    AND pg_visible_in_snapshot(e.txid, window_snapshot)
-                    AND NOT pg_visible_in_snapshot(e.txid, c.done_snapshot)
-                    AND @schema@.events_after(e, after, c) > 0
-                  ORDER BY e.id
-                  LIMIT page_size) AS q) AS p
-         CROSS JOIN LATERAL @schema@.expand(p.r) AS x
-          WHERE p.before < page_size AND x.id > after
-            AND (c.lanes = 1 OR @schema@.lane_of(x.schema_name, x.table_name, x.pk, c.lanes) = c.lane))
+    WITH held AS (
+        (SELECT q.r, sum(q.n) OVER (ORDER BY q.id) - q.n AS before, after AS above FROM (
+             SELECT e AS r, e.id, @schema@.events_after(e, after, c) AS n FROM @schema@.event e
+              WHERE e.id > after - 1024
+                AND pg_visible_in_snapshot(e.txid, window_snapshot)
+                AND NOT pg_visible_in_snapshot(e.txid, c.done_snapshot)
+                AND @schema@.events_after(e, after, c) > 0
+              ORDER BY e.id
+              LIMIT page_size) AS q)
         UNION ALL
         -- A row at or below done_id holds only ids at or below it.
-        (SELECT x.* FROM (
-             SELECT q.r, sum(q.n) OVER (ORDER BY q.id) - q.n AS before FROM (
-                 SELECT e AS r, e.id, @schema@.events_after(e, late_after, c) AS n FROM @schema@.event e
-                  WHERE e.id > late_after - 1024 AND e.id <= c.done_id
-                    AND e.txid = ANY(late)
-                    AND @schema@.events_after(e, late_after, c) > 0
-                  ORDER BY e.id
-                  LIMIT page_size) AS q) AS p
-         CROSS JOIN LATERAL @schema@.expand(p.r) AS x
-          WHERE p.before < page_size AND x.id > late_after
-            AND (c.lanes = 1 OR @schema@.lane_of(x.schema_name, x.table_name, x.pk, c.lanes) = c.lane))
+        (SELECT q.r, sum(q.n) OVER (ORDER BY q.id) - q.n, late_after FROM (
+             SELECT e AS r, e.id, @schema@.events_after(e, late_after, c) AS n FROM @schema@.event e
+              WHERE late IS NOT NULL
+                AND e.id > late_after - 1024 AND e.id <= c.done_id
+                AND e.txid = ANY(late)
+                AND @schema@.events_after(e, late_after, c) > 0
+              ORDER BY e.id
+              LIMIT page_size) AS q))
+    SELECT page.* FROM (
+        SELECT (h.r).* FROM held h WHERE (h.r).keyed_by IS NULL
+        UNION ALL
+        SELECT x.* FROM held h CROSS JOIN LATERAL @schema@.expand(h.r) AS x
+         WHERE (h.r).keyed_by IS NOT NULL AND h.before < page_size AND x.id > h.above
+           AND (c.lanes = 1 OR @schema@.lane_of(x.schema_name, x.table_name, x.pk, c.lanes) = c.lane)
     ) AS page
     ORDER BY page.id
     LIMIT page_size;

@@ -1,0 +1,2 @@
+      FROM @schema@.event e, lease
+     WHERE e.id = failed_id AND lease.held
