@@ -211,9 +211,15 @@ class LogQueue:
             (s, t, k) for s, t, k in self._run(conn, "held_rows", schemas=schemas, tables=tables, pks=pks)
         }
 
-    def bury_event(self, conn: Connection, claim: Claim, error: str, done: Iterable[str]) -> None:
-        """Dead-letter a failed event of the log directly (its first attempt was its last)."""
-        self._run(conn, "bury_event", id=claim.event.id, error=error, done=list(done))
+    def bury_event(self, conn: Connection, claim: Claim, error: str, done: Iterable[str]) -> bool:
+        """Dead-letter a failed event of the log directly (its first attempt was its last).
+
+        False when no row was copied: already a dead letter (a page read again), or the
+        log is laid out as another artifact version than this queue's (a migration ran).
+        """
+        with conn.cursor() as cur:
+            self._execute(cur, "bury_event", id=claim.event.id, error=error, done=list(done))
+            return cur.rowcount > 0
 
     # -- retries ---------------------------------------------------------------
 

@@ -25,6 +25,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from alembic_ops.core.catalog import read_artifacts
+from alembic_ops.core.names import LOG_VERSION
+
 from .config import WorkerConfig
 from .dispatch import Dispatcher
 from .heartbeat import HeartbeatConnection
@@ -77,9 +80,22 @@ class LogReader:
         with self._held_lock:
             self.lanes.clear()
             self._lost.clear()
-        if version != self.queue.version:
-            self.queue = LogQueue(self.config.schema, self.config.group, version)
+        self._use_version(version)
         self.queue.release_lanes(conn, self.owner)
+
+    def _use_version(self, version: int) -> bool:
+        """Read the log as artifact ``version`` lays it out; whether that changed."""
+        if version == self.queue.version:
+            return False
+        log.info("pgevents: reading the log of artifact %s (was %s)", version, self.queue.version)
+        self.queue = LogQueue(self.config.schema, self.config.group, version)
+        return True
+
+    def _follow_version(self, conn: Connection) -> bool:
+        """Whether a migration changed the artifact since the queue was made (then it is remade)."""
+        with conn.cursor() as cur:
+            version = read_artifacts(cur).get(self.config.schema)
+        return version is not None and version >= LOG_VERSION and self._use_version(version)
 
     def drain(self, conn: Connection, stopping: threading.Event, polling: bool = False) -> int:
         """Handle the due retries, then the lanes held (taking more up to a share); the number handled.
@@ -189,7 +205,9 @@ class LogReader:
         if outcome.error is None:
             return 1
         if self.config.max_attempts <= 1:
-            self.queue.bury_event(conn, claim, outcome.error, outcome.done)
+            buried = self.queue.bury_event(conn, claim, outcome.error, outcome.done)
+            if not buried and self._follow_version(conn):
+                self.queue.bury_event(conn, claim, outcome.error, outcome.done)
             log.error("pgevents: event %s dead-lettered after 1 attempt", claim.event.id)
         else:
             delay = self.config.backoff(1)
@@ -262,6 +280,7 @@ class LogReader:
         if time.monotonic() - self._last_maintenance < MAINTENANCE_INTERVAL:
             return
         self._last_maintenance = time.monotonic()
+        self._follow_version(conn)
         config = self.config
         done = self.queue.maintain(
             conn, config.partition_events, config.partition_age, config.retention, config.group_max_lag

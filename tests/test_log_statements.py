@@ -19,7 +19,9 @@ import pytest
 from flask import Flask
 from sqlalchemy.engine import URL
 
+from alembic_ops.core.names import STATEMENT_ROWS_VERSION
 from pgevents_migrate import Event, PGEvents
+from tests.apps import TEST_VERSION_VARIABLE
 from tests.pg import RunOps, execute, fetch, wait_for
 from tests.test_log_worker import LOG, drain, make_app, on_the_log
 
@@ -167,3 +169,25 @@ def test_replay_from_an_id_inside_a_statement_delivers_its_rest_with_the_same_id
     again = calls.seen[100:]
     assert sorted(s.row for s in again) == list(range(60, 101))
     assert all(s.id == first[s.row] for s in again)
+
+
+def test_a_worker_running_through_the_upgrade_to_statement_rows_dead_letters_their_events(
+    database_url: URL, calls: Calls, dsn: str, run_ops: RunOps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = STATEMENT_ROWS_VERSION - 1
+    monkeypatch.setenv(TEST_VERSION_VARIABLE, str(before))
+    app, pgevents = start(database_url, calls, PGEVENTS_MAX_ATTEMPTS=1)
+    calls.failing = {11}
+    with app.app_context():
+        worker = pgevents.worker()
+    try:
+        execute(dsn, "INSERT INTO item VALUES (1, 0)")
+        wait_for(lambda: worker.run_once() >= 0 and len(calls.seen) == 1)  # connected, reading artifact 6
+        run_ops(lambda op: op.upgrade_pgevents(from_version=before, to_version=STATEMENT_ROWS_VERSION))
+        execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(10, 12) i")  # one statement row
+        wait_for(lambda: worker.run_once() >= 0 and len(calls.seen) == 4)
+    finally:
+        worker.close()
+    failed = [s for s in calls.seen if s.row == 11]
+    buried = fetch(dsn, "SELECT id, pk, attempts FROM pgevents.dead_letter")
+    assert buried == [(failed[0].id, {"id": 11}, 1)]  # found in its statement row, not lost
