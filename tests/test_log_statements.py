@@ -1,12 +1,15 @@
 """Statements of many rows on the log: what a reader must keep, whatever one event row holds.
 
-Artifact 7 is to write one event row per statement (docs/design/bulk-capture.md,
-section 6): a row of up to 1024 keys standing for events with consecutive ids.
-These tests hold on today's log and pin what that change must keep: a
-statement larger than a row, a page boundary inside a statement, a retry and a
-dead letter of one key in its middle, lanes splitting its keys, and a replay
-that starts inside it. They read events through callbacks and the CLI, never
-the event table, so they mean the same on either layout.
+Artifact 7 (a draft) writes one event row per multi-row statement
+(docs/design/bulk-capture.md, section 6): a row of up to 1024 keys standing for
+events with consecutive ids.
+The first tests hold on artifact 6's log as well and pin what statement rows
+must keep: a statement larger than a row, a page boundary inside a statement,
+a retry and a dead letter of one key in its middle, lanes splitting its keys,
+and a replay that starts inside it. They read events through callbacks, the
+CLI and ``tests.pg.events`` (which expands statement rows), never the event
+table's rows, so they mean the same on either layout. The last two cross the
+step between 6 and 7: a worker running through the upgrade, and the downgrade.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from sqlalchemy.engine import URL
 from alembic_ops.core.names import STATEMENT_ROWS_VERSION
 from pgevents_migrate import Event, PGEvents
 from tests.apps import TEST_VERSION_VARIABLE
-from tests.pg import RunOps, execute, fetch, wait_for
+from tests.pg import RunOps, events, execute, fetch, wait_for
 from tests.test_log_worker import LOG, drain, make_app, on_the_log
 
 pytestmark = pytest.mark.usefixtures(on_the_log.__name__)
@@ -191,3 +194,23 @@ def test_a_worker_running_through_the_upgrade_to_statement_rows_dead_letters_the
     failed = [s for s in calls.seen if s.row == 11]
     buried = fetch(dsn, "SELECT id, pk, attempts FROM pgevents.dead_letter")
     assert buried == [(failed[0].id, {"id": 11}, 1)]  # found in its statement row, not lost
+
+
+def test_the_downgrade_to_6_turns_pending_statement_rows_into_their_events(
+    database_url: URL, calls: Calls, dsn: str, run_ops: RunOps
+) -> None:
+    app, pgevents = start(database_url, calls)
+    execute(dsn, "INSERT INTO item SELECT i, 0 FROM generate_series(1, 5) i")
+    execute(dsn, "INSERT INTO item VALUES (6, 0)")
+    pending = [(e["id"], e["pk"]) for e in events(dsn)]
+    before = STATEMENT_ROWS_VERSION - 1
+    run_ops(lambda op: op.downgrade_pgevents(from_version=STATEMENT_ROWS_VERSION, to_version=before))
+    assert [(e["id"], e["pk"]) for e in events(dsn)] == pending  # a row each, the same ids
+    execute(dsn, "INSERT INTO item VALUES (7, 0)")
+    try:
+        assert drain(app, pgevents) == 7
+    finally:
+        with app.app_context():
+            pgevents.stop(10)
+    assert [(s.id, s.row) for s in calls.seen[:6]] == [(i, pk["id"]) for i, pk in pending]
+    assert calls.seen[6].row == 7 and calls.seen[6].id > pending[-1][0]  # ids go on above every one drawn
