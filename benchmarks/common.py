@@ -190,6 +190,15 @@ def cpu_count() -> int:
     return os.cpu_count() or 1
 
 
+def cpu_us(pid: int) -> float:
+    """CPU time the process ``pid`` (every thread of it) has run, in microseconds (Linux)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with open(task / "schedstat") as stat:
+            total += int(stat.read().split()[0])
+    return total / 1000
+
+
 def progress(message: str) -> None:
     """Progress goes to stderr; the table goes to stdout."""
     print(message, file=sys.stderr, flush=True)

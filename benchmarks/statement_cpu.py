@@ -35,6 +35,7 @@ from benchmarks.common import (
     Machine,
     add_output_option,
     connect,
+    cpu_us,
     execute,
     fetch_value,
     measured_version,
@@ -73,12 +74,6 @@ def install(url: sa.URL) -> None:
     engine.dispose()
 
 
-def backend_cpu_us(pid: int) -> float:
-    """CPU time the backend ``pid`` has run, in microseconds."""
-    with open(f"/proc/{pid}/schedstat") as stat:
-        return int(stat.read().split()[0]) / 1000
-
-
 def measure(url: sa.URL, rounds: int, statements: int, rows: int) -> dict[str, list[float]]:
     """CPU per statement of each table, per round."""
     values = "VALUES ('user@example.com', 'User', 1)"
@@ -100,10 +95,10 @@ def measure(url: sa.URL, rounds: int, statements: int, rows: int) -> dict[str, l
         execute(admin, f"TRUNCATE {', '.join([*TABLES, *LOGS])}")
         for table in names[index % len(names) :] + names[: index % len(names)]:
             cur, pid = writers[table]
-            before = backend_cpu_us(pid)
+            before = cpu_us(pid)
             for _ in range(statements):
                 cur.execute("EXECUTE write")
-            per_statement[table].append((backend_cpu_us(pid) - before) / statements)
+            per_statement[table].append((cpu_us(pid) - before) / statements)
     admin.close()
     for cur, _ in writers.values():
         cur.connection.close()

@@ -17,8 +17,10 @@ from TRUNCATE + CHECKPOINT:
 
 Reported per case: TPS, the ratio to ``plain`` of the same round (plain TPS
 over the case's, so higher is slower), the NOTIFYs writers sent (a connection
-LISTENs on the wake-up channel) and the share of the pgbench backends'
-``pg_stat_activity`` samples that waited on the NOTIFY lock.
+LISTENs on the wake-up channel), the share of the pgbench backends'
+``pg_stat_activity`` samples that waited on the NOTIFY lock, and the worker's
+CPU per event it handled during the run: its process's and its backends'
+(read from ``/proc``, so the server must run on this machine).
 
     PGEVENTS_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
         python -m benchmarks.wakeups [--rounds N] [--seconds S] [--clients C [C ...]]
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,6 +46,7 @@ from benchmarks.common import (
     Machine,
     add_output_option,
     connect,
+    cpu_us,
     execute,
     progress,
     publish,
@@ -50,6 +54,7 @@ from benchmarks.common import (
 )
 from benchmarks.wait_events import Waits, WaitSampler, notify_cell
 from benchmarks.write_overhead import run_pgbench
+from pgevents_migrate.worker import APPLICATION_NAME
 
 Connection = psycopg2.extensions.connection
 
@@ -75,6 +80,46 @@ class Run:
     tps: float
     notifies: int
     waits: Waits
+    #: The worker's CPU per event it handled during the run, in microseconds:
+    #: its process, and its database backends (None without a worker).
+    worker_cpu: tuple[float, float] | None = None
+
+
+class WorkerCPU:
+    """CPU spent by a worker process and its backends from now on, and the events it handled."""
+
+    def __init__(self, worker: subprocess.Popen[bytes], conn: Connection, out: Path) -> None:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name = %s",
+                (APPLICATION_NAME,),
+            )
+            backends = [pid for (pid,) in cur.fetchall()]
+        # A server on another machine: its backends' pids mean nothing here.
+        if not all(is_postgres(pid) for pid in backends):
+            raise RuntimeError("benchmarks.wakeups reads the worker's backends in /proc: run the server here")
+        self.pids = [worker.pid, *backends]
+        self.out = out
+        self.start = self.sample()
+
+    def sample(self) -> tuple[int, float, float]:
+        backends = sum(cpu_us(pid) for pid in self.pids[1:])
+        return log_drain.count_lines(self.out), cpu_us(self.pids[0]), backends
+
+    def per_event(self) -> tuple[float, float]:
+        """Microseconds of CPU per event since start: the process's, the backends'."""
+        (events0, process0, backends0), (events, process, backends) = self.start, self.sample()
+        handled = max(events - events0, 1)
+        return (process - process0) / handled, (backends - backends0) / handled
+
+
+def is_postgres(pid: int) -> bool:
+    """Whether ``pid`` is a PostgreSQL process of this machine."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip().startswith("postgres")
+    except FileNotFoundError:
+        return False
 
 
 def cases(backlog: int, callback_ms: float) -> list[Case]:
@@ -114,6 +159,15 @@ def reset(url: URL) -> None:
     conn.close()
 
 
+def cpu_cell(samples: Sequence[tuple[float, float]]) -> str:
+    """Median process and backend microseconds per event, or a dash for runs without a worker."""
+    if not samples:
+        return "-"
+    process = statistics.median(p for p, _ in samples)
+    backends = statistics.median(b for _, b in samples)
+    return f"{process:.0f} / {backends:.0f} us"
+
+
 def count_notifies(conn: Connection) -> int:
     """The notifications ``conn`` received since the last call."""
     conn.poll()
@@ -149,15 +203,17 @@ def run_case(url: URL, case: Case, clients: int, seconds: int, workdir: Path, li
         worker = log_drain.start_worker(url, workdir / "worker.jsonl", log_path, **case.worker)
         log_drain.wait_listening(worker, log_path)
     try:
+        cpu = WorkerCPU(worker, listener, workdir / "worker.jsonl") if worker is not None else None
         count_notifies(listener)
         tps, waits = pgbench(url, case.table, clients, seconds, workdir, listener)
         notifies = count_notifies(listener)
+        worker_cpu = cpu.per_event() if cpu is not None else None
         if worker is not None and worker.poll() is not None:
             raise RuntimeError(f"the worker exited: {(workdir / 'worker.log').read_text()}")
     finally:
         if worker is not None:
             log_drain.stop_worker(worker)
-    return Run(tps, notifies, waits)
+    return Run(tps, notifies, waits, worker_cpu)
 
 
 def report(machine: Machine, runs: dict[int, dict[str, list[Run]]], args: argparse.Namespace) -> str:
@@ -172,9 +228,12 @@ def report(machine: Machine, runs: dict[int, dict[str, list[Run]]], args: argpar
         f" {args.callback_ms} ms per event",
         "- median (min-max) over the rounds; ratio: plain TPS / the case's TPS of the same round",
         "",
+        "- worker CPU per event: the CPU time the worker's process and its database backends ran during"
+        " the run, over the events it handled then (the busy worker's 1 ms per event is a sleep)",
+        "",
         "| writers | case | TPS | ratio | NOTIFYs sent per run | writers' samples waiting on the NOTIFY lock"
-        " |",
-        "| --- | --- | --- | --- | --- | --- |",
+        " | worker CPU per event: process / backends |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for clients, by_case in runs.items():
         lines += case_rows(clients, by_case, cell)
@@ -194,7 +253,8 @@ def case_rows(
             f"| {clients} | {key} | {cell([r.tps for r in case_runs], lambda v: f'{v:,.0f}')} "
             f"| {cell(ratios, lambda v: f'{v:.2f}x')} "
             f"| {cell([r.notifies for r in case_runs], lambda v: f'{v:,.0f}')} "
-            f"| {notify_cell([r.waits for r in case_runs])} |"
+            f"| {notify_cell([r.waits for r in case_runs])} "
+            f"| {cpu_cell([r.worker_cpu for r in case_runs if r.worker_cpu is not None])} |"
         )
     return lines
 

@@ -61,6 +61,9 @@ log = logging.getLogger("pgevents_migrate")
 Key = tuple[int, int]
 Row = ClaimRow
 
+#: The application_name of the worker's connections (pg_stat_activity shows it).
+APPLICATION_NAME = "pgevents-worker"
+
 #: Errors that mean the connection is gone (server restart, terminated backend, network).
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
@@ -101,7 +104,7 @@ def connect(dsn: str, *, autocommit: bool, config: WorkerConfig, wait: bool = Tr
     timeout_ms = int(max(config.poll_interval, 1.0) * 2000)
     conn = psycopg2.connect(
         dsn,
-        application_name="pgevents-worker",
+        application_name=APPLICATION_NAME,
         connect_timeout=10,
         keepalives=1,
         keepalives_idle=max(1, int(config.poll_interval)),

@@ -137,6 +137,9 @@ def test_the_wakeups_benchmark_runs_every_case(server_url: URL, tmp_path: Path) 
     assert rows["plain"][2] == "1.00x (1.00x-1.00x)"
     assert all(re.fullmatch(r"[\d,]+ \([\d,]+-[\d,]+\)", row[1]) for row in rows.values()), rows
     assert rows["no worker"][3] == "0 (0-0)"  # nobody sleeps: no wake-ups
+    # The worker's CPU per event: its process and its backends, for the cases with a worker.
+    assert rows["plain"][5] == rows["no worker"][5] == "-"
+    assert all(re.fullmatch(r"\d+ / \d+ us", rows[case][5]) for case in cases[2:]), rows
 
 
 def test_the_event_row_cost_benchmark_runs_every_variant(server_url: URL, tmp_path: Path) -> None:

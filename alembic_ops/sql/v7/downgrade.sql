@@ -16,7 +16,7 @@ BEGIN
 END
 $pgevents$;
 DELETE FROM @schema@.event WHERE keyed_by IS NOT NULL;
-DROP FUNCTION @schema@.events_after(@schema@.event, bigint, @schema@.group_cursor);
+DROP FUNCTION @schema@.lane_events_after(@schema@.event, bigint, @schema@.group_cursor);
 DROP FUNCTION @schema@.expand(@schema@.event);
 ALTER TABLE @schema@.event DROP COLUMN keyed_by, DROP COLUMN events;
 ALTER TABLE @schema@.event ALTER COLUMN pk SET STORAGE EXTENDED;

@@ -1,3 +1,3 @@
 -- #include drop_cursor_functions
-DROP FUNCTION @schema@.events_after(@schema@.event, bigint, @schema@.group_cursor);
+DROP FUNCTION @schema@.lane_events_after(@schema@.event, bigint, @schema@.group_cursor);
 DROP FUNCTION @schema@.expand(@schema@.event);
